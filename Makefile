@@ -1,0 +1,63 @@
+# Outbound-events ETL. `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LANDING ?= data/landing
+WAREHOUSE ?= data/warehouse
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run reprocess validate metrics report contract test lint format bench sample clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with its test tools
+
+run: $(STAMP) ## Run the nightly job on the sample feeds, then write the report
+	$(BIN)/etl run --landing $(LANDING) --warehouse $(WAREHOUSE); code=$$?; \
+	  [ $$code -eq 0 -o $$code -eq 3 ] || exit $$code; \
+	  $(BIN)/etl report --warehouse $(WAREHOUSE) && $(BIN)/etl metrics --warehouse $(WAREHOUSE)
+
+reprocess: $(STAMP) ## Rebuild event dates: make reprocess FROM=YYYY-MM-DD TO=YYYY-MM-DD
+	@[ -n "$(FROM)" -a -n "$(TO)" ] || { echo "usage: make reprocess FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
+	$(BIN)/etl reprocess --from $(FROM) --to $(TO) --landing $(LANDING) --warehouse $(WAREHOUSE)
+
+validate: $(STAMP) ## Check the landing files against the contract (writes nothing)
+	$(BIN)/etl validate $(LANDING)
+
+metrics: $(STAMP) ## Show the lifetime campaign funnels
+	$(BIN)/etl metrics --warehouse $(WAREHOUSE)
+
+report: $(STAMP) ## Write the HTML funnel report to $(WAREHOUSE)/report.html
+	$(BIN)/etl report --warehouse $(WAREHOUSE)
+
+contract: $(STAMP) ## Print the contract generated from the pandera models
+	$(BIN)/etl contract
+
+test: $(STAMP) ## Run every test
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+sample: $(STAMP) ## Regenerate the sample feeds in data/landing (deterministic)
+	$(BIN)/python bench/feedgen.py --sample $(LANDING)
+
+bench: $(STAMP) ## Benchmarks (see bench/README)
+	$(BIN)/python bench/run.py
+
+clean: ## Remove the generated warehouse
+	rm -rf $(WAREHOUSE)

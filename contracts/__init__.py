@@ -1,0 +1,25 @@
+"""The event contract as pandera models: the one source of truth for columns, types, rules and docs."""
+
+from contracts.events import Event, EventCandidate, event_columns, partition_columns
+from contracts.funnel import DailyFunnel, LifetimeFunnel
+from contracts.quarantine import QuarantineRecord
+from contracts.reasons import REASON_CODES, REASONS, Reason
+from contracts.vocabulary import EVENT_BY_KEY, EVENT_NAMES, FUNNEL_NAMES, TIMESTAMP_FORMS, event_key
+
+__all__ = [
+    "EVENT_BY_KEY",
+    "EVENT_NAMES",
+    "FUNNEL_NAMES",
+    "REASONS",
+    "REASON_CODES",
+    "TIMESTAMP_FORMS",
+    "DailyFunnel",
+    "Event",
+    "EventCandidate",
+    "LifetimeFunnel",
+    "QuarantineRecord",
+    "Reason",
+    "event_columns",
+    "event_key",
+    "partition_columns",
+]

@@ -1,0 +1,3 @@
+from etl.cli.app import main
+
+main()

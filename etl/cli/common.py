@@ -1,0 +1,76 @@
+"""What every command shares: options, consoles, logging and the mapping of errors to exit codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from etl.pipeline import EXIT_FAILED, EtlError
+from etl.warehouse import WarehouseBusy
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+LandingOption = Annotated[
+    Path,
+    typer.Option("--landing", envvar="ETL_LANDING", help="Landing zone with the feed files (read-only)."),
+]
+WarehouseOption = Annotated[
+    Path,
+    typer.Option("--warehouse", envvar="ETL_WAREHOUSE", help="Warehouse root of the Parquet tables."),
+]
+DATE_FORMATS = ["%Y-%m-%d"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_date(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+def friendly_errors(command: F) -> F:
+    """Bad input and failures become one sentence on stderr and exit 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except (EtlError, WarehouseBusy) as problem:
+            fail(str(problem))
+        except OSError as problem:
+            fail(f"{problem.strerror or problem}: {problem.filename or ''}; nothing was committed".replace(": ;", ";"))
+        except Exception as problem:
+            if os.environ.get("ETL_DEBUG"):
+                raise
+            fail(
+                f"failed with {type(problem).__name__}: {problem}; nothing was committed (set ETL_DEBUG=1 for details)"
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str) -> None:
+    err.print(f"etl: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_FAILED)
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        force=True,
+    )

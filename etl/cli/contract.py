@@ -1,0 +1,25 @@
+"""`etl contract`: the contract, generated from the pandera models."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from contracts.docs import contract_json, contract_markdown
+
+
+class ContractFormat(StrEnum):
+    markdown = "markdown"
+    json = "json"
+
+
+def contract(
+    format: Annotated[ContractFormat, typer.Option("--format", help="markdown or json.")] = ContractFormat.markdown,
+) -> None:
+    """Print the event contract: tables, columns, rules, event names, timestamp forms, reason codes.
+
+    Example: etl contract --format json > contract.json
+    """
+    typer.echo(contract_json() if format is ContractFormat.json else contract_markdown(), nl=False)

@@ -1,0 +1,76 @@
+"""`etl metrics`: campaign funnels as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from etl import metrics as tables
+from etl.cli.common import DATE_FORMATS, WarehouseOption, as_date, friendly_errors, out
+from etl.settings import DEFAULT_WAREHOUSE
+
+OptionalDate = Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Event date, YYYY-MM-DD.")]
+
+
+class MetricsFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@friendly_errors
+def metrics(
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign id.")] = None,
+    start: Annotated[datetime | None, typer.Option("--from", formats=DATE_FORMATS, help="First event date.")] = None,
+    end: Annotated[datetime | None, typer.Option("--to", formats=DATE_FORMATS, help="Last event date.")] = None,
+    format: Annotated[MetricsFormat, typer.Option("--format", help="table, csv or json.")] = MetricsFormat.table,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+) -> None:
+    """Campaign funnels: lifetime per campaign, or per day when --from/--to is given.
+
+    Example: etl metrics --campaign 1001 --from 2024-03-01 --to 2024-03-07 --format csv
+    """
+    frame = tables.metrics(warehouse, campaign, as_date(start), as_date(end))
+    if format is MetricsFormat.csv:
+        typer.echo(frame.write_csv(), nl=False)
+    elif format is MetricsFormat.json:
+        typer.echo(frame.write_json())
+    else:
+        out.print(_rich_table(frame))
+
+
+def _rich_table(frame: pl.DataFrame) -> Table:
+    table = Table(title_justify="left", title="Campaign funnel" + (" by day" if "event_date" in frame.columns else ""))
+    keys = [c for c in ("event_date", "campaign_id") if c in frame.columns]
+    shown = {
+        "sent": "sent",
+        "delivered": "delivered",
+        "unique_viewed": "viewers",
+        "unique_clicked": "clickers",
+        "delivery_rate": "delivery",
+        "open_rate": "open",
+        "click_rate": "click",
+        "bounce_rate": "bounce",
+        "unsubscribe_rate": "unsub",
+        "spam_rate": "spam",
+    }
+    for key in keys:
+        table.add_column(key.replace("_", " "))
+    for label in shown.values():
+        table.add_column(label, justify="right")
+    table.add_column("flags")
+    for row in frame.iter_rows(named=True):
+        cells = [str(row[k]) if row[k] is not None else "(none)" for k in keys]
+        for column in shown:
+            value = row[column]
+            cells.append("—" if value is None else f"{value:.1%}" if column.endswith("_rate") else f"{value:,}")
+        cells.append("delivery estimated" if row["delivered_estimated"] else "")
+        table.add_row(*cells)
+    if not frame.height:
+        table.caption = "no funnel rows: run `etl run` first, or widen the filters"
+    return table

@@ -1,0 +1,120 @@
+"""`etl run` and `etl reprocess`: ingest new feed files, or rebuild a range of event dates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from etl import pipeline
+from etl.cli.common import DATE_FORMATS, LandingOption, WarehouseOption, friendly_errors, out, setup_logging
+from etl.settings import DEFAULT_LANDING, DEFAULT_WAREHOUSE, Settings
+
+MaxRejectRate = Annotated[
+    float | None,
+    typer.Option(
+        "--max-reject-rate",
+        min=0.0,
+        max=1.0,
+        help="Exit 3 when more than this share of the run's records is quarantined (e.g. 0.05).",
+    ),
+]
+MinFileAge = Annotated[
+    float,
+    typer.Option("--min-file-age", min=0.0, help="Skip files modified less than this many seconds ago."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the exit code.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")]
+
+
+@friendly_errors
+def run(
+    landing: LandingOption = DEFAULT_LANDING,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    max_reject_rate: MaxRejectRate = None,
+    min_file_age: MinFileAge = 0.0,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Ingest every landing file not ingested before; rebuild every event date it touches.
+
+    Example: etl run --landing data/landing --warehouse data/warehouse
+    """
+    setup_logging(verbose, quiet)
+    settings = Settings(landing, warehouse, min_file_age=min_file_age, max_reject_rate=max_reject_rate)
+    result = pipeline.run(settings)
+    _finish(result, quiet)
+
+
+@friendly_errors
+def reprocess(
+    start: Annotated[datetime, typer.Option("--from", formats=DATE_FORMATS, help="First event date, YYYY-MM-DD.")],
+    end: Annotated[datetime, typer.Option("--to", formats=DATE_FORMATS, help="Last event date (inclusive).")],
+    landing: LandingOption = DEFAULT_LANDING,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Rebuild the event dates --from..--to (inclusive) from the raw landing files with today's code.
+
+    Example: etl reprocess --from 2024-03-01 --to 2024-03-07
+    """
+    setup_logging(verbose, quiet)
+    first, last = start.date(), end.date()
+    if first > last:
+        raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
+    result = pipeline.reprocess(Settings(landing, warehouse), first, last)
+    if (
+        not quiet
+        and not result.nothing_to_do
+        and not result.manifest["dates_written"] + result.manifest["dates_deleted"]
+    ):
+        out.print(f"No events between {first} and {last}: no date was rebuilt.")
+    _finish(result, quiet)
+
+
+def _finish(result: pipeline.RunResult, quiet: bool) -> None:
+    if not quiet:
+        render_summary(result)
+    raise typer.Exit(result.exit_code)
+
+
+def render_summary(result: pipeline.RunResult) -> None:
+    if result.nothing_to_do:
+        out.print("Nothing new in the landing zone; the warehouse is unchanged.")
+        for note in result.notes:
+            out.print(f"  note: {note}", markup=False)
+        return
+    manifest = result.manifest
+    totals = manifest["totals"]
+    table = Table(title=f"Run {result.run_id} ({manifest['mode']})", title_justify="left")
+    for column in ("file", "status", "read", "loaded", "quarantined", "duplicates"):
+        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+    for file in manifest["files"]:
+        table.add_row(
+            file["name"], file["status"], *(f"{file[k]:,}" for k in ("read", "loaded", "quarantined", "duplicates"))
+        )
+    table.add_section()
+    table.add_row("total", "", *(f"{totals[k]:,}" for k in ("read", "loaded", "quarantined", "duplicates")))
+    out.print(table)
+    out.print(
+        f"files: {totals['files_new']} new, {totals['files_reprocessed']} reprocessed, "
+        f"{totals['files_skipped']} already ingested, {totals['files_rejected']} rejected"
+    )
+    dates = manifest["dates_written"]
+    if dates:
+        out.print(f"event dates rebuilt: {len(dates)} ({dates[0]} … {dates[-1]})")
+    if manifest["dates_deleted"]:
+        out.print(f"event dates now empty and removed: {', '.join(manifest['dates_deleted'])}")
+    if manifest["quarantine_reasons"]:
+        top = ", ".join(f"{code} {count:,}" for code, count in list(manifest["quarantine_reasons"].items())[:5])
+        out.print(f"quarantine reasons: {top}")
+    for file in manifest["files"]:
+        if file["rejected_reason"]:
+            out.print(f"  rejected {file['name']}: {file['rejected_reason']}", markup=False)
+    for note in manifest["notes"]:
+        out.print(f"  note: {note}", markup=False)
+    seconds = sum(manifest["timings"].values())
+    out.print(f"{manifest['outcome']} in {seconds:.1f} s; manifest: {result.manifest_path}")

@@ -1,0 +1,40 @@
+"""`etl validate`: check feed files against the contract and say what is wrong; writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from etl.cli.common import friendly_errors, out
+from etl.pipeline import EXIT_OK, EXIT_REJECTED
+from etl.validation import validate_paths
+
+
+@friendly_errors
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Feed files or directories (searched recursively).")],
+    show: Annotated[int, typer.Option("--show", help="How many rejected records to list.")] = 20,
+) -> None:
+    """Check feed files against the contract; exit 3 when any record or file breaks it.
+
+    Example: etl validate data/landing/2024-03-01.json
+    """
+    report = validate_paths(paths)
+    table = Table(title="Contract check", title_justify="left")
+    for column in ("file", "read", "valid", "rejected"):
+        table.add_column(column, justify="left" if column == "file" else "right")
+    for file in report.files:
+        table.add_row(file.name, f"{file.read:,}", f"{file.valid:,}", f"{file.rejected:,}")
+    out.print(table)
+    for problem in report.problems[:show]:
+        out.print(f"  {problem}", markup=False)
+    if len(report.problems) > show:
+        out.print(f"  … and {len(report.problems) - show:,} more")
+    for note in report.notes:
+        out.print(f"  note: {note}", markup=False)
+    ok = not report.problems and not report.notes_are_errors
+    out.print("All records meet the contract." if ok else "Some records break the contract.")
+    raise typer.Exit(EXIT_OK if ok else EXIT_REJECTED)

@@ -1,0 +1,57 @@
+"""Campaign funnel metrics: pure transforms from events to the daily and lifetime funnel tables."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from contracts import FUNNEL_NAMES, LifetimeFunnel
+
+FUNNEL_COLUMNS = list(LifetimeFunnel.to_schema().columns)
+
+
+def lifetime_funnel(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per campaign over all dates; distinct users are exact over the campaign's whole life."""
+    return _funnel(events, ["campaign_id"])
+
+
+def daily_funnel(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per (event_date, campaign_id); rates use that day's counts."""
+    return _funnel(events, ["event_date", "campaign_id"])
+
+
+def _funnel(events: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    counts = [(pl.col("event") == event).sum().cast(pl.Int64).alias(name) for event, name in FUNNEL_NAMES.items()]
+    uniques = [
+        pl.col("user_id").filter(pl.col("event") == event).n_unique().cast(pl.Int64).alias(f"unique_{name}")
+        for event, name in FUNNEL_NAMES.items()
+    ]
+    return (
+        events.group_by(keys)
+        .agg(*counts, *uniques)
+        .with_columns(_rates())
+        .select(*keys, *[name for name in FUNNEL_COLUMNS if name not in keys])
+        .sort(keys, nulls_last=True)
+    )
+
+
+def _rates() -> list[pl.Expr]:
+    sent, bounced = pl.col("sent"), pl.col("soft_bounced") + pl.col("hard_bounced")
+    estimated = pl.col("delivered") == 0
+    base = pl.when(estimated).then(pl.max_horizontal(sent - bounced, pl.lit(0))).otherwise(pl.col("delivered"))
+    return [
+        estimated.alias("delivered_estimated"),
+        base.cast(pl.Int64).alias("delivered_base"),
+        pl.when(~estimated).then(ratio(pl.col("delivered"), sent)).alias("delivery_rate"),
+        ratio(bounced, sent).alias("bounce_rate"),
+        ratio(pl.col("hard_bounced"), sent).alias("hard_bounce_rate"),
+        ratio(pl.col("unique_viewed"), base).alias("open_rate"),
+        ratio(pl.col("unique_clicked"), base).alias("click_rate"),
+        ratio(pl.col("unique_clicked"), pl.col("unique_viewed")).alias("click_to_open_rate"),
+        ratio(pl.col("unique_unsubscribed"), base).alias("unsubscribe_rate"),
+        ratio(pl.col("unique_marked_as_spam"), base).alias("spam_rate"),
+    ]
+
+
+def ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+    """numerator / denominator as float64, null (never NaN or inf) when the denominator is 0 or null."""
+    return pl.when(denominator > 0).then(numerator.cast(pl.Float64) / denominator.cast(pl.Float64))

@@ -1,0 +1,180 @@
+"""One landing file -> its valid events and its quarantine rows: the unit of work of ingestion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from contracts import QuarantineRecord, event_columns
+from etl import storage
+from etl.feeds import iter_units
+from etl.normalise import normalise_events
+from etl.records import ROW_COLUMNS, Expanded, Rejection, expand_unit
+from etl.validate import REJECTION_SCHEMA, split_valid
+
+BATCH_ROWS = 250_000
+_ROW_SCHEMA = {name: (pl.Float64 if name == "timestamp_number" else pl.String) for name in ROW_COLUMNS}
+_UNREADABLE = ("unreadable_file", "invalid_json", "invalid_utf8", "record_too_large", "too_deeply_nested")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """A feed file in the landing zone; `name` is its path relative to the zone, `sha256` its identity."""
+
+    path: Path
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who ingested a file and when: fixed at first ingestion, reused when it is reprocessed."""
+
+    ingested_at: datetime
+    run_id: str
+
+
+@dataclass
+class FileOutcome:
+    file: LandingFile
+    events: pl.DataFrame  # event columns + event_date + _ordinal, duplicates within the file included
+    quarantine: pl.DataFrame  # QuarantineRecord columns
+    read: int
+    rejected: str = ""  # why the whole file was rejected, when nothing in it could be read
+    notes: list[str] = field(default_factory=list)
+
+
+def ingest_file(file: LandingFile, provenance: Provenance, max_record_bytes: int) -> FileOutcome:
+    """Read, expand, normalise and judge every record of one file. Writes nothing."""
+    lineage = {
+        "source_file": file.name,
+        "source_sha256": file.sha256,
+        "ingested_at": provenance.ingested_at,
+        "run_id": provenance.run_id,
+    }
+    events: list[pl.DataFrame] = []
+    rejected: list[pl.DataFrame] = []
+    read = 0
+    parsed_any = False
+    try:
+        for batch in _batches(iter_units(file.name, storage.iter_bytes(file.path), max_record_bytes), read):
+            read += batch.count
+            parsed_any = parsed_any or batch.parsed
+            valid, bad = _judge(batch, lineage)
+            events.append(valid)
+            rejected.append(bad)
+    except OSError as err:
+        detail = f"could not read the file: {err.strerror or err}"
+        unreadable = _Batch(Expanded(rejections=[Rejection("file", "", "unreadable_file", detail)]), read)
+        rejected.append(_rejections_frame(unreadable))
+        read += 1
+    outcome = FileOutcome(
+        file=file,
+        events=pl.concat(events) if events else _empty_events(),
+        quarantine=_quarantine_frame(pl.concat(rejected) if rejected else None, lineage),
+        read=read,
+    )
+    if read and not parsed_any and outcome.events.is_empty():
+        reasons = set(outcome.quarantine["reason"].to_list())
+        if reasons <= set(_UNREADABLE):
+            outcome.rejected = outcome.quarantine["detail"][0]
+    if read == 0:
+        outcome.notes.append("the file holds no records")
+    return outcome
+
+
+@dataclass
+class _Batch:
+    expanded: Expanded
+    first_ordinal: int
+    parsed: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.expanded.rows) + len(self.expanded.rejections)
+
+
+def _batches(units: Iterator, first_ordinal: int) -> Iterator[_Batch]:  # type: ignore[type-arg]
+    batch = _Batch(Expanded(), first_ordinal)
+    for unit in units:
+        expanded = expand_unit(unit)
+        batch.parsed = batch.parsed or unit.error is None
+        for row in expanded.rows:
+            row["_ordinal"] = batch.first_ordinal + batch.count
+            batch.expanded.rows.append(row)
+        for rejection in expanded.rejections:
+            batch.expanded.rejections.append(_with_ordinal(rejection, batch.first_ordinal + batch.count))
+        if batch.count >= BATCH_ROWS:
+            yield batch
+            batch = _Batch(Expanded(), batch.first_ordinal + batch.count)
+    if batch.count:
+        yield batch
+
+
+def _with_ordinal(rejection: Rejection, ordinal: int) -> Rejection:
+    rejection.ordinal = ordinal  # type: ignore[attr-defined]
+    return rejection
+
+
+def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rows = batch.expanded.rows
+    if not rows:
+        return _empty_events(), _rejections_frame(batch)
+    columns = {name: [row[name] for row in rows] for name in ROW_COLUMNS}
+    frame = pl.DataFrame(columns, schema=_ROW_SCHEMA).with_columns(
+        pl.Series("_ordinal", [row["_ordinal"] for row in rows], dtype=pl.Int64),
+        pl.lit(lineage["source_file"], dtype=pl.String).alias("source_file"),
+        pl.lit(lineage["source_sha256"], dtype=pl.String).alias("source_sha256"),
+        pl.lit(lineage["ingested_at"], dtype=pl.Datetime("us", "UTC")).alias("ingested_at"),
+        pl.lit(lineage["run_id"], dtype=pl.String).alias("run_id"),
+    )
+    candidates = normalise_events(frame.lazy()).collect()
+    valid, bad = split_valid(candidates)
+    return valid, pl.concat([_rejections_frame(batch), bad])
+
+
+def _rejections_frame(batch: _Batch) -> pl.DataFrame:
+    rejections = batch.expanded.rejections
+    return pl.DataFrame(
+        {
+            "source_position": [r.position for r in rejections],
+            "raw": [r.raw for r in rejections],
+            "reason": [r.reason for r in rejections],
+            "detail": [r.detail for r in rejections],
+            "_ordinal": [getattr(r, "ordinal", batch.first_ordinal) for r in rejections],
+        },
+        schema=REJECTION_SCHEMA,
+    )
+
+
+def _quarantine_frame(rejected: pl.DataFrame | None, lineage: dict[str, object]) -> pl.DataFrame:
+    if rejected is None:
+        rejected = pl.DataFrame(schema=REJECTION_SCHEMA)
+    ingested_at = pl.lit(lineage["ingested_at"], dtype=pl.Datetime("us", "UTC"))
+    return rejected.sort("_ordinal").select(
+        "raw",
+        pl.lit(lineage["source_file"], dtype=pl.String).alias("source_file"),
+        pl.col("source_position").alias("position"),
+        "reason",
+        "detail",
+        pl.lit(lineage["source_sha256"], dtype=pl.String).alias("source_sha256"),
+        pl.lit(lineage["run_id"], dtype=pl.String).alias("run_id"),
+        ingested_at.alias("ingested_at"),
+        ingested_at.dt.date().alias("ingest_date"),
+    )
+
+
+def _empty_events() -> pl.DataFrame:
+    from contracts import Event
+
+    schema = Event.to_schema()
+    dtypes = {name: schema.columns[name].dtype.type for name in event_columns()}
+    return pl.DataFrame(schema={**dtypes, "event_date": pl.Date, "_ordinal": pl.Int64})
+
+
+QUARANTINE_COLUMNS = list(QuarantineRecord.to_schema().columns)

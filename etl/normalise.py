@@ -1,0 +1,121 @@
+"""Pure transforms from extracted rows to contract candidates: names, timestamps, text, identity."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+from contracts import EVENT_BY_KEY
+
+_TIMESTAMP = (
+    r"^(?<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](?<hm>\d{2}:\d{2})(?::(?<s>\d{2}))?(?:[.,](?<frac>\d+))?)?"
+    r"\s*(?<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
+)
+_CANONICAL_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
+_MS_EPOCH_ABOVE = 1e11
+# Epoch range the output type can hold as calendar dates: 0001-01-01 to 9999-12-31.
+_MIN_EPOCH_US = -62_135_596_800_000_000
+_MAX_EPOCH_US = 253_402_300_799_999_999
+
+IDENTITY_COLUMNS = (
+    "user_id",
+    "event",
+    "event_ts",
+    "channel",
+    "message_type",
+    "url",
+    "campaign_id",
+    "message_id",
+)
+TEXT_COLUMNS = ("user_id", "channel", "message_type", "url", "campaign_id", "message_id")
+UTC_MICROS = pl.Datetime("us", "UTC")
+
+
+def normalise_events(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Extracted rows -> candidate events: every column in its contract form, or null if it has none."""
+    return (
+        rows.with_columns(*(_clean_text(name) for name in TEXT_COLUMNS), canonical_event(pl.col("event")))
+        .with_columns(_blank_to_null(pl.col("timestamp_text")).alias("timestamp_text"))
+        .with_columns(
+            timestamp_defaulted=pl.col("timestamp_text").is_null() & pl.col("timestamp_number").is_null(),
+            timestamp_input=pl.coalesce(pl.col("timestamp_text"), pl.col("timestamp_number").cast(pl.String)),
+            event_ts=pl.coalesce(
+                parse_timestamp_text(pl.col("timestamp_text")),
+                parse_epoch(pl.col("timestamp_number")),
+            ),
+        )
+        .with_columns(
+            event_ts=pl.when(pl.col("timestamp_defaulted")).then(pl.col("ingested_at")).otherwise(pl.col("event_ts"))
+        )
+        .with_columns(event_date=pl.col("event_ts").dt.date(), event_id=event_id())
+    )
+
+
+def canonical_event(name: pl.Expr) -> pl.Expr:
+    """The canonical event name when the input matches one; else the trimmed input (or null)."""
+    key = name.str.strip_chars().str.to_lowercase().str.replace_all("_", " ").str.replace_all(r"\s+", " ")
+    canonical = key.replace_strict(EVENT_BY_KEY, default=None, return_dtype=pl.String)
+    return pl.coalesce(canonical, _blank_to_null(name)).alias("event")
+
+
+def parse_timestamp_text(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 / RFC 3339 text -> UTC microseconds; null when it is not an accepted form."""
+    parts = text.str.strip_chars().str.extract_groups(_TIMESTAMP)
+    offset = parts.struct.field("offset")
+    digits = offset.str.replace(":", "").str.pad_end(5, "0")
+    canonical_offset = (
+        pl.when(offset.is_null() | (offset.str.to_uppercase() == "Z"))
+        .then(pl.lit("+00:00"))
+        .otherwise(digits.str.slice(0, 3) + ":" + digits.str.slice(3, 2))
+    )
+    canonical = pl.concat_str(
+        parts.struct.field("date"),
+        pl.lit("T"),
+        parts.struct.field("hm").fill_null("00:00"),
+        pl.lit(":"),
+        parts.struct.field("s").fill_null("00"),
+        pl.lit("."),
+        parts.struct.field("frac").fill_null("").str.pad_end(6, "0").str.slice(0, 6),
+        canonical_offset,
+    )
+    parsed = canonical.str.to_datetime(_CANONICAL_FORMAT, time_unit="us", strict=False)
+    utc = parsed.dt.convert_time_zone("UTC")
+    return pl.when(utc.dt.year().is_between(1, 9999)).then(utc)
+
+
+def parse_epoch(number: pl.Expr) -> pl.Expr:
+    """Unix epoch seconds (milliseconds above 1e11) -> UTC microseconds; null outside years 1-9999."""
+    micros = pl.when(number > _MS_EPOCH_ABOVE).then(number * 1_000).otherwise(number * 1_000_000).round()
+    in_range = micros.is_between(_MIN_EPOCH_US, _MAX_EPOCH_US)
+    as_int = pl.when(in_range).then(micros).cast(pl.Int64)
+    return pl.from_epoch(as_int, time_unit="us").dt.replace_time_zone("UTC")
+
+
+def event_id() -> pl.Expr:
+    """A stable 128-bit identity of the contract fields, the same across versions and machines."""
+    fields = [
+        pl.col(name).dt.epoch("us").cast(pl.String) if name == "event_ts" else pl.col(name) for name in IDENTITY_COLUMNS
+    ]
+    # \x1f separates fields, \x00 marks null, so ("a", null) and (null, "a") differ.
+    joined = pl.concat_str([field.fill_null("\x00") for field in fields], separator="\x1f")
+    return joined.map_batches(_blake2b_hex, return_dtype=pl.String).alias("event_id")
+
+
+def _blake2b_hex(values: pl.Series) -> pl.Series:
+    return pl.Series(
+        [
+            None if value is None else hashlib.blake2b(value.encode("utf-8"), digest_size=16).hexdigest()
+            for value in values
+        ],
+        dtype=pl.String,
+    )
+
+
+def _clean_text(name: str) -> pl.Expr:
+    return _blank_to_null(pl.col(name).str.strip_chars()).alias(name)
+
+
+def _blank_to_null(text: pl.Expr) -> pl.Expr:
+    return pl.when(text.str.strip_chars() != "").then(text)

@@ -1,0 +1,420 @@
+"""The run: compose reading, judging, deduplication, date rebuilds and funnels, then publish atomically.
+
+Units of work are independent functions (`ingest_file`, `rebuild_date`, `daily_funnel`,
+`lifetime_funnel`); this module only decides which to run and hands their results to the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from contracts import event_columns
+from etl import storage
+from etl.funnel import daily_funnel, lifetime_funnel
+from etl.ingest import FileOutcome, LandingFile, Provenance, ingest_file
+from etl.landing import discover
+from etl.settings import Settings
+from etl.warehouse import Journal, Layout, RegisteredFile, load_registry, recover, registry_document, writer_lock
+
+log = logging.getLogger("etl")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REJECTED = 3
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EtlError(Exception):
+    """A failure the user can act on; its message is one sentence."""
+
+
+@dataclass
+class Progress:
+    """Hooks a front end uses to show long work; the defaults do nothing."""
+
+    on_files: Callable[[int, int], None] = lambda count, total_bytes: None
+    on_file_done: Callable[[LandingFile], None] = lambda file: None
+    on_dates: Callable[[int], None] = lambda count: None
+    on_date_done: Callable[[date], None] = lambda day: None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    manifest: dict[str, Any]
+    manifest_path: Path | None
+    exit_code: int
+    nothing_to_do: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def new_run_id(started: datetime) -> str:
+    return f"{started.strftime('%Y%m%dT%H%M%S')}Z-{secrets.token_hex(3)}"
+
+
+def run(settings: Settings, *, clock: Clock = utc_now, progress: Progress | None = None) -> RunResult:
+    """Ingest every landing file not ingested before and rebuild every event date it touches."""
+    return _execute(settings, None, clock, progress or Progress())
+
+
+def reprocess(
+    settings: Settings, start: date, end: date, *, clock: Clock = utc_now, progress: Progress | None = None
+) -> RunResult:
+    """Rebuild event dates start..end (inclusive) from the raw landing files with today's code."""
+    if start > end:
+        raise EtlError(f"--from {start} is after --to {end}")
+    return _execute(settings, (start, end), clock, progress or Progress())
+
+
+@dataclass
+class _Plan:
+    new: list[LandingFile] = field(default_factory=list)
+    reparse: list[tuple[LandingFile, RegisteredFile]] = field(default_factory=list)
+    kept: list[RegisteredFile] = field(default_factory=list)  # registered, not re-read this run
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock, progress: Progress) -> RunResult:
+    started = clock()
+    timer = _Timer()
+    run_id = new_run_id(started)
+    layout = Layout(settings.warehouse)
+    if not settings.landing.is_dir():
+        raise EtlError(f"the landing zone {settings.landing} does not exist or is not a directory")
+    with writer_lock(layout, run_id) as lock_notes:
+        notes = lock_notes + recover(layout)
+        registry = load_registry(layout)
+        discovery = discover(settings.landing, settings.min_file_age)
+        plan = _plan(discovery.files, registry, reprocessing=window is not None)
+        notes += discovery.notes + plan.notes
+        timer.lap("discover")
+        if not plan.new and not plan.reparse:
+            for note in notes:
+                log.info(note)
+            return RunResult(run_id, {}, None, EXIT_OK, nothing_to_do=True, notes=notes)
+
+        progress.on_files(len(plan.new) + len(plan.reparse), sum(f.size for f in plan.new))
+        outcomes = _ingest_all(plan, started, run_id, settings, progress)
+        timer.lap("read")
+
+        journal = Journal(layout, run_id)
+        try:
+            manifest = _build_and_stage(
+                layout, journal, registry, plan, outcomes, window, started, run_id, progress, timer
+            )
+            manifest.update(
+                run_id=run_id,
+                mode="reprocess" if window else "run",
+                window={"from": str(window[0]), "to": str(window[1])} if window else None,
+                landing=str(settings.landing),
+                warehouse=str(settings.warehouse),
+                started_at=started.isoformat(),
+                notes=notes + manifest.pop("notes"),
+            )
+            exit_code, outcome = _verdict(manifest, settings.max_reject_rate)
+            manifest["outcome"] = outcome
+            manifest["timings"] = timer.laps
+            manifest["finished_at"] = clock().isoformat()
+            journal.put_json(manifest, layout.manifest(run_id))
+            journal.commit()
+        except BaseException:
+            journal.abandon()
+            raise
+    return RunResult(run_id, manifest, layout.manifest(run_id), exit_code, notes=manifest["notes"])
+
+
+def _plan(found: list[LandingFile], registry: dict[str, RegisteredFile], reprocessing: bool) -> _Plan:
+    plan = _Plan()
+    by_sha: dict[str, LandingFile] = {}
+    registered_paths = {entry.path: entry for entry in registry.values()}
+    for file in found:
+        if file.sha256 in by_sha:
+            plan.notes.append(f"{file.name}: same content as {by_sha[file.sha256].name}, read once")
+            plan.skipped += 1
+            continue
+        by_sha[file.sha256] = file
+        if file.sha256 in registry:
+            if not reprocessing:
+                plan.skipped += 1
+            continue
+        previous = registered_paths.get(file.name)
+        if previous is not None:
+            plan.notes.append(f"{file.name}: content changed since it was ingested; ingesting the new content")
+        plan.new.append(file)
+    for entry in sorted(registry.values(), key=lambda e: (e.first_ingested_at, e.path)):
+        landing_file = by_sha.get(entry.sha256)
+        if landing_file is None:
+            plan.notes.append(f"{entry.path}: ingested before but no longer in the landing zone; its events are kept")
+            plan.kept.append(entry)
+        elif reprocessing:
+            plan.reparse.append((landing_file, entry))
+        else:
+            plan.kept.append(entry)
+    return plan
+
+
+def _ingest_all(
+    plan: _Plan, started: datetime, run_id: str, settings: Settings, progress: Progress
+) -> list[FileOutcome]:
+    """Reparsed files first in their original ingestion order, then new files by name."""
+    jobs = [
+        (file, Provenance(datetime.fromisoformat(entry.first_ingested_at), entry.run_id))
+        for file, entry in plan.reparse
+    ]
+    jobs += [(file, Provenance(started, run_id)) for file in plan.new]
+    outcomes = []
+    for file, provenance in jobs:
+        log.info("reading %s (%s bytes)", file.name, f"{file.size:,}")
+        outcomes.append(ingest_file(file, provenance, settings.max_record_bytes))
+        progress.on_file_done(file)
+    return outcomes
+
+
+def _build_and_stage(
+    layout: Layout,
+    journal: Journal,
+    registry: dict[str, RegisteredFile],
+    plan: _Plan,
+    outcomes: list[FileOutcome],
+    window: tuple[date, date] | None,
+    started: datetime,
+    run_id: str,
+    progress: Progress,
+    timer: _Timer,
+) -> dict[str, Any]:
+    new_shas = {file.sha256 for file in plan.new}
+    updated = dict(registry)
+    staged_paths = {sha: layout.staged(sha) for sha in registry}
+    for outcome in outcomes:
+        file = outcome.file
+        staged = _staged_frame(outcome.events)
+        staged_paths[file.sha256] = journal.put_parquet(staged, layout.staged(file.sha256))
+        dates = sorted({d.isoformat() for d in staged["event_date"].unique().to_list()})
+        if file.sha256 in new_shas:
+            updated[file.sha256] = RegisteredFile(
+                sha256=file.sha256,
+                path=file.name,
+                size=file.size,
+                first_ingested_at=started.isoformat(),
+                run_id=run_id,
+                event_dates=dates,
+                ingest_date=started.date().isoformat(),
+            )
+        else:
+            entry = updated[file.sha256]
+            updated[file.sha256] = RegisteredFile(**{**entry.__dict__, "path": file.name, "event_dates": dates})
+    timer.lap("stage")
+
+    counts = _account(layout, plan, outcomes, staged_paths, window)
+    rebuild = _dates_to_rebuild(layout, registry, updated, outcomes, new_shas, window)
+    progress.on_dates(len(rebuild))
+    written, deleted, rebuilt = [], [], {}
+    for day in rebuild:
+        sources = [staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates]
+        events = rebuild_date(sources, day)
+        if events.is_empty():
+            journal.delete(layout.event_partition(day))
+            journal.delete(layout.daily_funnel_partition(day))
+            deleted.append(day.isoformat())
+        else:
+            journal.put_parquet(events.drop("event_date"), layout.event_partition(day))
+            funnel = daily_funnel(events.lazy()).collect()
+            journal.put_parquet(funnel.drop("event_date"), layout.daily_funnel_partition(day))
+            written.append(day.isoformat())
+        rebuilt[day] = events
+        progress.on_date_done(day)
+    timer.lap("rebuild dates")
+
+    if rebuilt:
+        journal.put_parquet(_lifetime(layout, rebuilt), layout.lifetime_funnel)
+    timer.lap("lifetime funnel")
+    _stage_quarantine(layout, journal, outcomes)
+    journal.put_json(registry_document(updated), layout.registry)
+    timer.lap("quarantine")
+    return _manifest_body(plan, outcomes, counts, written, deleted)
+
+
+def _staged_frame(events: pl.DataFrame) -> pl.DataFrame:
+    """A file's valid events, one row per event_id (its first occurrence), ordered by date for pruning."""
+    return events.unique("event_id", keep="first", maintain_order=True).sort("event_date", "_ordinal")
+
+
+def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.DataFrame:
+    """Every distinct event of one date from the staged files; a duplicate keeps its first sighting
+    by (source file, position), so the result does not depend on the order files arrived in."""
+    paths = list(staged_files)
+    if not paths:
+        return pl.DataFrame()
+    return (
+        storage.scan_parquet(paths)
+        .filter(pl.col("event_date") == day)
+        .sort("source_file", "source_sha256", "_ordinal")
+        .unique("event_id", keep="first", maintain_order=True)
+        .select(*event_columns(), "event_date")
+        .collect()
+    )
+
+
+def _dates_to_rebuild(
+    layout: Layout,
+    before: dict[str, RegisteredFile],
+    after: dict[str, RegisteredFile],
+    outcomes: list[FileOutcome],
+    new_shas: set[str],
+    window: tuple[date, date] | None,
+) -> list[date]:
+    days = {d for sha in new_shas for d in after[sha].event_dates}
+    if window is not None:
+        start, end = window
+        candidates = {d for entry in [*before.values(), *after.values()] for d in entry.event_dates}
+        candidates |= {d.isoformat() for d in layout.event_dates()}
+        days |= {d for d in candidates if start.isoformat() <= d <= end.isoformat()}
+    return sorted(date.fromisoformat(d) for d in days)
+
+
+def _lifetime(layout: Layout, rebuilt: dict[date, pl.DataFrame]) -> pl.DataFrame:
+    columns = ["campaign_id", "event", "user_id"]
+    untouched = [layout.event_partition(d) for d in layout.event_dates() if d not in rebuilt]
+    parts = [frame.lazy().select(columns) for frame in rebuilt.values() if not frame.is_empty()]
+    if untouched:
+        parts.append(storage.scan_parquet(untouched).select(columns))
+    if not parts:
+        return lifetime_funnel(
+            pl.LazyFrame(schema={"campaign_id": pl.String, "event": pl.String, "user_id": pl.String})
+        ).collect()
+    return lifetime_funnel(pl.concat(parts)).collect()
+
+
+def _stage_quarantine(layout: Layout, journal: Journal, outcomes: list[FileOutcome]) -> None:
+    """Each ingest date's quarantine partition: its earlier rows, with this run's files' rows replaced."""
+    fresh = [o.quarantine for o in outcomes if o.quarantine.height]
+    reread = {o.file.sha256 for o in outcomes}
+    new_rows = pl.concat(fresh) if fresh else None
+    days = set(new_rows["ingest_date"].unique().to_list()) if new_rows is not None else set()
+    for day in sorted(days):
+        path = layout.quarantine_partition(day)
+        rows = [new_rows.filter(pl.col("ingest_date") == day).drop("ingest_date")] if new_rows is not None else []
+        if path.is_file():
+            old = storage.read_parquet(path).filter(~pl.col("source_sha256").is_in(list(reread)))
+            rows.insert(0, old)
+        journal.put_parquet(pl.concat(rows, how="vertical"), path)
+
+
+def _account(
+    layout: Layout,
+    plan: _Plan,
+    outcomes: list[FileOutcome],
+    staged_paths: dict[str, Path],
+    window: tuple[date, date] | None,
+) -> dict[str, tuple[int, int]]:
+    """(loaded, duplicates) per file: an event is loaded by the first file, in processing order, that
+    carries it and is a duplicate everywhere after, including against what the warehouse already held."""
+    new_dates = sorted({d for o in outcomes for d in o.events["event_date"].unique().to_list()})
+    if window is None:
+        published = set(layout.event_dates())
+        prior_paths = [layout.event_partition(d) for d in new_dates if d in published]
+    else:
+        prior_paths = [staged_paths[entry.sha256] for entry in plan.kept if staged_paths[entry.sha256].exists()]
+    frames = [
+        o.events.select("event_id", "_ordinal").with_columns(pl.lit(index, dtype=pl.Int64).alias("_file"))
+        for index, o in enumerate(outcomes)
+    ]
+    if prior_paths:
+        prior = storage.scan_parquet(prior_paths).select("event_id").collect()
+        frames.insert(0, prior.with_columns(_ordinal=pl.lit(0, pl.Int64), _file=pl.lit(-1, pl.Int64)))
+    seen = (
+        pl.concat(frames)
+        .sort("_file", "_ordinal")
+        .with_columns(first=pl.col("event_id").is_first_distinct())
+        .group_by("_file")
+        .agg(loaded=pl.col("first").sum(), rows=pl.len())
+    )
+    counts = {}
+    for row in seen.iter_rows(named=True):
+        if row["_file"] >= 0:
+            counts[outcomes[row["_file"]].file.sha256] = (int(row["loaded"]), int(row["rows"] - row["loaded"]))
+    return counts
+
+
+def _manifest_body(
+    plan: _Plan,
+    outcomes: list[FileOutcome],
+    counts: dict[str, tuple[int, int]],
+    written: list[str],
+    deleted: list[str],
+) -> dict[str, Any]:
+    files: list[dict[str, Any]] = []
+    reasons: Counter[str] = Counter()
+    new_shas = {f.sha256 for f in plan.new}
+    for outcome in outcomes:
+        loaded, duplicates = counts.get(outcome.file.sha256, (0, 0))
+        quarantined = outcome.quarantine.height
+        reasons.update(outcome.quarantine["reason"].to_list())
+        files.append(
+            {
+                "name": outcome.file.name,
+                "sha256": outcome.file.sha256,
+                "size": outcome.file.size,
+                "status": "rejected"
+                if outcome.rejected
+                else ("new" if outcome.file.sha256 in new_shas else "reprocessed"),
+                "read": outcome.read,
+                "loaded": loaded,
+                "quarantined": quarantined,
+                "duplicates": duplicates,
+                "rejected_reason": outcome.rejected or None,
+                "notes": outcome.notes,
+            }
+        )
+    totals = {key: sum(f[key] for f in files) for key in ("read", "loaded", "quarantined", "duplicates")}
+    totals.update(
+        files_new=len(plan.new),
+        files_reprocessed=len(plan.reparse),
+        files_skipped=plan.skipped,
+        files_rejected=sum(1 for f in files if f["status"] == "rejected"),
+    )
+    return {
+        "totals": totals,
+        "files": files,
+        "dates_written": written,
+        "dates_deleted": deleted,
+        "quarantine_reasons": dict(reasons.most_common()),
+        "notes": [f"{o.file.name}: {note}" for o in outcomes for note in o.notes],
+    }
+
+
+def _verdict(manifest: dict[str, Any], max_reject_rate: float | None) -> tuple[int, str]:
+    totals = manifest["totals"]
+    if totals["files_rejected"]:
+        return EXIT_REJECTED, "done, with rejected files"
+    if max_reject_rate is not None and totals["read"]:
+        rate = totals["quarantined"] / totals["read"]
+        if rate > max_reject_rate:
+            return EXIT_REJECTED, f"done, but {rate:.1%} of records were quarantined (limit {max_reject_rate:.1%})"
+    return EXIT_OK, "done"
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._last, 3)
+        self._last = now

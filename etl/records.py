@@ -1,0 +1,205 @@
+"""Turn one parsed record into event rows: detect its shape, expand API payloads, pick out fields.
+
+Type checks happen here because only here are JSON types still visible; the verdict on them is the
+contract's (the `wrong_type` and `user_id_conflict` facts are judged by `EventCandidate`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl.feeds import Unit
+
+#: JSON key -> column, for the optional text properties.
+PROPERTY_COLUMNS: dict[str, str] = {
+    "channel": "channel",
+    "type": "message_type",
+    "url": "url",
+    "campaignId": "campaign_id",
+    "messageId": "message_id",
+}
+USER_KEYS = ("id", "userId")
+_RESERVED = {"event", "timestamp", "properties", *USER_KEYS, *PROPERTY_COLUMNS}
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+ROW_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "event",
+    "timestamp_text",
+    "timestamp_number",
+    *PROPERTY_COLUMNS.values(),
+    "extra",
+    "wrong_type",
+    "user_id_conflict",
+    "source_position",
+    "raw",
+)
+
+
+@dataclass
+class Rejection:
+    position: str
+    raw: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class Expanded:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def expand_unit(unit: Unit) -> Expanded:
+    """The event rows of one record, or why it has none. Every event counts once."""
+    out = Expanded()
+    if unit.error:
+        out.rejections.append(Rejection(unit.position, unit.raw, *unit.error))
+        return out
+    if _ESCAPED_SURROGATE.search(unit.raw) and _LONE_SURROGATE.search(json.dumps(unit.value, ensure_ascii=False)):
+        detail = "a \\u escape encodes a lone surrogate, which is not a character"
+        out.rejections.append(Rejection(unit.position, unit.raw, "invalid_utf8", detail))
+        return out
+    record = unit.value
+    if not isinstance(record, dict):
+        detail = f"expected a JSON object, found {_json_type(record)}"
+        out.rejections.append(Rejection(unit.position, unit.raw, "not_an_object", detail))
+        return out
+    if "events" not in record:
+        out.rows.append(_row([("record", record)], unit.position, unit.raw))
+        return out
+    events = record["events"]
+    if not isinstance(events, list) or not events:
+        what = "an empty list" if isinstance(events, list) else _json_type(events)
+        detail = f"`events` must be a non-empty list of event objects, found {what}"
+        out.rejections.append(Rejection(unit.position, unit.raw, "invalid_payload", detail))
+        return out
+    payload = {key: value for key, value in record.items() if key != "events"}
+    for index, event in enumerate(events):
+        position = f"{unit.position} event {index}"
+        if isinstance(event, dict):
+            out.rows.append(_row([("payload", payload), ("event", event)], position, unit.raw))
+        else:
+            detail = f"events[{index}]: expected a JSON object, found {_json_type(event)}"
+            out.rejections.append(Rejection(position, unit.raw, "not_an_object", detail))
+    return out
+
+
+def _row(levels: list[tuple[str, dict[str, Any]]], position: str, raw: str) -> dict[str, Any]:
+    """One event row from nested levels (outermost first); `properties` objects are a level too."""
+    levels = _with_properties(levels)
+    found: dict[str, list[tuple[str, Any]]] = {}
+    extra: dict[str, Any] = {}
+    for level_name, level in levels:
+        for key, value in level.items():
+            if key in _RESERVED and not (key == "properties" and isinstance(level.get(key), dict)):
+                found.setdefault(key, []).append((level_name, value))
+            elif key != "properties":
+                _keep_extra(extra, level_name, key, value)
+    wrong: list[str] = []
+    row: dict[str, Any] = {"source_position": position, "raw": raw}
+    row["user_id"], row["user_id_conflict"] = _user_id(found, wrong)
+    row["event"] = _single(found, "event", wrong, extra, _as_name)
+    stamp = _single(found, "timestamp", wrong, extra, _as_timestamp)
+    row["timestamp_text"] = stamp if isinstance(stamp, str) else None
+    row["timestamp_number"] = float(stamp) if isinstance(stamp, int | float) else None
+    for key, column in PROPERTY_COLUMNS.items():
+        row[column] = _single(found, key, wrong, extra, _as_text)
+    row["extra"] = json.dumps(extra, ensure_ascii=False) if extra else None
+    row["wrong_type"] = "; ".join(wrong) if wrong else None
+    return row
+
+
+def _with_properties(levels: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for name, level in levels:
+        out.append((name, level))
+        if isinstance(level.get("properties"), dict):
+            out.append(("properties", level["properties"]))
+    return out
+
+
+def _keep_extra(extra: dict[str, Any], level_name: str, key: str, value: Any) -> None:
+    """Keep an unknown key; the same key at two levels keeps both, the outer one prefixed."""
+    if key in extra and extra[key] != value:
+        extra[f"{level_name}.{key}"] = value
+    else:
+        extra[key] = value
+
+
+def _single(found, key, wrong, extra, convert):  # type: ignore[no-untyped-def]
+    """The innermost occurrence of `key` wins; a different value further out is kept in `extra`."""
+    occurrences = found.get(key, [])
+    if not occurrences:
+        return None
+    _, value = occurrences[-1]
+    for other_level, other in occurrences[:-1]:
+        if other != value:
+            extra[f"{other_level}.{key}"] = other
+    converted, problem = convert(value)
+    if problem:
+        wrong.append(f"{key} {problem}")
+    return converted
+
+
+def _user_id(found: dict[str, list[tuple[str, Any]]], wrong: list[str]) -> tuple[str | None, str | None]:
+    values: list[tuple[str, str]] = []
+    for key in USER_KEYS:
+        for _, value in found.get(key, []):
+            text, problem = _as_text(value)
+            if problem:
+                wrong.append(f"{key} {problem}")
+            elif text is not None and text.strip():
+                values.append((key, text.strip()))
+    distinct = dict.fromkeys(text for _, text in values)
+    if len(distinct) > 1:
+        shown = ", ".join(f"{key}={text!r}" for key, text in values)
+        return values[-1][1], f"the user id is given with different values: {shown}"
+    return (values[0][1] if values else None), None
+
+
+def _as_text(value: Any) -> tuple[str | None, str]:
+    if value is None or isinstance(value, str):
+        return value, ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value), ""
+    return None, f"must be a string or an integer, found {_json_type(value)} {_preview(value)}"
+
+
+def _as_name(value: Any) -> tuple[str | None, str]:
+    if value is None or isinstance(value, str):
+        return value, ""
+    return None, f"must be a string, found {_json_type(value)} {_preview(value)}"
+
+
+def _as_timestamp(value: Any) -> tuple[str | int | float | None, str]:
+    if value is None or isinstance(value, str):
+        return value, ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value, ""
+    return None, f"must be a date-time string or an epoch number, found {_json_type(value)} {_preview(value)}"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a fraction"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _preview(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return f"({text[:40]}…)" if len(text) > 40 else f"({text})"

@@ -1,0 +1,107 @@
+"""The one I/O layer: every read and write of a file goes through these functions.
+
+Local filesystem today; an object-store implementation replaces this module's bodies, not its callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+CHUNK_BYTES = 8 * 1024 * 1024
+PARQUET_COMPRESSION: Final = "zstd"
+
+
+class FeedReadError(Exception):
+    """A landing file's bytes could not be read to the end (truncated or corrupt compression)."""
+
+
+def iter_bytes(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The decompressed bytes of a landing file, in chunks; `.gz` is decompressed as a stream."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as stream:
+            while chunk := stream.read(chunk_bytes):
+                yield chunk
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise FeedReadError(f"the compressed stream is truncated or corrupt ({err})") from err
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Write a Parquet file durably (fsync) so a later rename publishes complete bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, compression=PARQUET_COMPRESSION, statistics=True)
+    _fsync(path)
+
+
+def scan_parquet(paths: list[Path]) -> pl.LazyFrame:
+    return pl.scan_parquet([str(p) for p in paths])
+
+
+def read_parquet(path: Path) -> pl.DataFrame:
+    return pl.read_parquet(path)
+
+
+def write_json(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(data, stream, indent=2, sort_keys=False, default=str)
+        stream.write("\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def replace(src: Path, dst: Path) -> None:
+    """Atomically put `src` at `dst` (same filesystem), replacing what was there."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+
+
+def remove(path: Path) -> None:
+    """Remove a file, and its directory when that leaves it empty; a missing file is fine."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    with contextlib.suppress(OSError):  # not empty: other files still live there
+        path.parent.rmdir()
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
