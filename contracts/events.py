@@ -62,7 +62,7 @@ class Event(pa.DataFrameModel):
     run_id: str = pa.Field(description="The run that first ingested the source file.")
     event_date: Date = pa.Field(
         description="UTC date of event_ts; the Hive partition key (in the path, not in the files).",
-        metadata={"partition": True},
+        metadata={"partition": True, "reasons": {"*": "invalid_timestamp"}},
     )
 
     @pa.dataframe_check(name="future_timestamp")

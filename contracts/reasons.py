@@ -1,4 +1,7 @@
-"""The closed set of quarantine reason codes, with what each means and what the sender should fix."""
+"""The closed set of quarantine reason codes, with what each means and what the sender should fix.
+
+When a record breaks several rules, the first in this order is its reason; the detail names the others.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +47,11 @@ REASONS: tuple[Reason, ...] = (
         "Split the record or drop the oversized property.",
     ),
     Reason(
+        "wrong_type",
+        "A field has a JSON type the contract does not accept (the detail names it).",
+        "Send strings (or integers) for ids and properties.",
+    ),
+    Reason(
         "missing_user_id",
         "Neither `id` nor `userId` holds a non-empty string or integer.",
         "Send the customer's identifier in `id` or `userId`.",
@@ -72,11 +80,6 @@ REASONS: tuple[Reason, ...] = (
         "future_timestamp",
         "`timestamp` lies more than 24 hours after the file was ingested.",
         "Fix the sender's clock or time zone handling.",
-    ),
-    Reason(
-        "wrong_type",
-        "A field has a JSON type the contract does not accept (the detail names it).",
-        "Send strings (or integers) for ids and properties.",
     ),
     Reason(
         "unreadable_file",
