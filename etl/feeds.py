@@ -164,8 +164,8 @@ class _TextBuffer:
 
     def compact(self) -> None:
         """Drop the text before `pos`, keeping line numbers right."""
-        if self.pos < len(self.text) // 2 and len(self.text) < 2 * 1024 * 1024:
-            return
+        if self.pos == 0 or self.pos * 2 < len(self.text):
+            return  # copying the rest only once half is consumed keeps reading linear
         self.line_at(self.pos)
         self._line_base = self._line_no
         self.text = self.text[self.pos :]

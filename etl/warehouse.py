@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -164,7 +165,9 @@ class Journal:
         apply_plan(self.layout, self.dir)
 
     def abandon(self) -> None:
-        storage.remove_tree(self.dir)
+        """Drop an uncommitted run's files; a committed plan stays for the next run to finish."""
+        if not (self.dir / "plan.json").is_file():
+            storage.remove_tree(self.dir)
 
     def _next_path(self, suffix: str) -> Path:
         self._count += 1
@@ -217,6 +220,8 @@ def writer_lock(layout: Layout, run_id: str) -> Iterator[list[str]]:
             fd = os.open(layout.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             other = _read_lock(layout.lock)
+            if other is None and _age_seconds(layout.lock) < 10:
+                other = {"run_id": "(starting)", "pid": "?", "host": "?"}  # being written right now
             if other and _is_alive(other):
                 raise WarehouseBusy(
                     f"the warehouse {layout.root} is in use by run {other.get('run_id')} "
@@ -225,7 +230,7 @@ def writer_lock(layout: Layout, run_id: str) -> Iterator[list[str]]:
             notes.append(
                 f"took over the lock left by run {(other or {}).get('run_id', '?')}, which is no longer running"
             )
-            storage.remove(layout.lock) if layout.lock.exists() else None
+            layout.lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as stream:
             json.dump(holder, stream)
@@ -246,7 +251,16 @@ def _read_lock(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
 def _is_alive(holder: dict[str, Any]) -> bool:
+    if holder.get("pid") == "?":
+        return True
     if holder.get("host") != socket.gethostname():
         return True  # cannot tell for another host: assume it is running
     try:

@@ -68,3 +68,9 @@ def assert_accounted(manifest: dict[str, Any]) -> None:
     """read = loaded + quarantined + duplicates, per file and in total."""
     for entry in [*manifest["files"], manifest["totals"]]:
         assert entry["read"] == entry["loaded"] + entry["quarantined"] + entry["duplicates"], entry
+
+
+def day_file_records(day: int, users: range, campaign: str = "C1") -> list[dict[str, Any]]:
+    """Sent and Delivered for each user on 2024-05-<day>."""
+    ts = f"2024-05-{day:02d}T10:00:00Z"
+    return [record(f"u{u}", event, ts, campaignId=campaign) for u in users for event in ("Message Sent", "Message Delivered")]

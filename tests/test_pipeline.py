@@ -1,0 +1,277 @@
+"""The run as a whole on files in tmp_path: accounting, dedup, increments, late data, reprocessing."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl.pipeline import EtlError, reprocess
+from etl.settings import Settings
+from tests.helpers import INGESTED_AT, assert_accounted, day_file_records, events, fixed_clock, ndjson, record, run_at, table, write
+
+LINEAGE = ["source_file", "source_position", "source_sha256", "ingested_at", "run_id"]
+
+
+def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
+    """Every table's rows in a canonical order, run metadata aside."""
+    frames = {}
+    for name in ("events", "campaign_daily_funnel", "campaign_funnel", "quarantine"):
+        frame = table(warehouse, name)
+        if name in ("events", "quarantine"):
+            frame = frame.drop("run_id", "ingested_at", "ingest_date", strict=False)
+        frames[name] = frame.sort(frame.columns, nulls_last=True) if frame.height else frame
+    return frames
+
+
+def assert_same_tables(a: Path, b: Path) -> None:
+    left, right = snapshot(a), snapshot(b)
+    for name in left:
+        assert left[name].equals(right[name]), name
+
+
+def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    write(landing, "a.json", day_file_records(1, range(3)) + [record(event="nope")])
+    write(landing, "sub/dir/b.ndjson.gz", ndjson(day_file_records(2, range(2))) + "{bad json\n")
+    result = run_at(landing, tmp_path / "wh")
+    assert result.exit_code == 0
+    assert_accounted(result.manifest)
+    assert result.manifest["totals"] == {
+        "read": 12, "loaded": 10, "quarantined": 2, "duplicates": 0,
+        "files_new": 2, "files_reprocessed": 0, "files_skipped": 0, "files_rejected": 0,
+    }  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "wh" / "events").iterdir()) == ["event_date=2024-05-01", "event_date=2024-05-02"]
+    assert (tmp_path / "wh" / "quarantine" / "ingest_date=2024-06-01" / "part-0.parquet").is_file()
+    assert (tmp_path / "wh" / "campaign_funnel" / "part-0.parquet").is_file()
+    manifest = json.loads(result.manifest_path.read_text())  # type: ignore[union-attr]
+    assert manifest["outcome"] == "done" and manifest["dates_written"] == ["2024-05-01", "2024-05-02"]
+    assert {"read", "loaded", "quarantined", "duplicates"} <= set(manifest["files"][0])
+    assert events(tmp_path / "wh")["event_ts"].dtype == pl.Datetime("us", "UTC")
+
+
+def test_output_reads_in_duckdb_pandas_and_pyarrow(tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    pandas = pytest.importorskip("pandas")
+    import pyarrow.parquet as pq
+
+    landing = tmp_path / "landing"
+    write(landing, "a.json", day_file_records(1, range(3)) + day_file_records(2, range(2)))
+    run_at(landing, tmp_path / "wh")
+    glob = str(tmp_path / "wh" / "events" / "**" / "*.parquet")
+    count, days = duckdb.sql(
+        f"select count(*), count(distinct event_date) from read_parquet('{glob}', hive_partitioning=true)"
+    ).fetchall()[0]
+    assert (count, days) == (10, 2)
+    assert len(pandas.read_parquet(tmp_path / "wh" / "events")) == 10
+    schema = pq.read_schema(next((tmp_path / "wh" / "events").glob("*/*.parquet")))
+    assert str(schema.field("event_ts").type) == "timestamp[us, tz=UTC]"
+    funnel = pq.read_table(tmp_path / "wh" / "campaign_funnel" / "part-0.parquet")
+    assert str(funnel.schema.field("sent").type) == "int64" and str(funnel.schema.field("open_rate").type) == "double"
+
+
+def test_duplicates_within_across_files_and_across_runs(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    rec = record("u1", campaignId="C")
+    write(landing, "a.json", [rec, rec])
+    first = run_at(landing, wh)
+    assert first.manifest["totals"]["duplicates"] == 1
+    write(landing, "b.json", [rec, record("u2")])
+    second = run_at(landing, wh)
+    assert_accounted(second.manifest)
+    assert [second.manifest["files"][0][k] for k in ("read", "loaded", "duplicates")] == [2, 1, 1]
+    assert events(wh).height == 2
+
+
+def test_rerun_with_nothing_new_changes_nothing(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(3)))
+    run_at(landing, wh)
+    before = {p: p.stat().st_mtime_ns for p in wh.rglob("*") if p.is_file()}
+    again = run_at(landing, wh)
+    assert again.nothing_to_do and again.exit_code == 0 and again.manifest_path is None
+    assert {p: p.stat().st_mtime_ns for p in wh.rglob("*") if p.is_file()} == before
+
+
+def test_same_content_under_two_names_is_read_once(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    write(landing, "copy/a.json", day_file_records(1, range(2)))
+    result = run_at(landing, wh)
+    assert result.manifest["totals"]["files_new"] == 1 and result.manifest["totals"]["files_skipped"] == 1
+    assert any("same content" in note for note in result.manifest["notes"])
+
+
+def test_changed_content_under_the_same_name_is_ingested_and_said(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    run_at(landing, wh)
+    write(landing, "a.json", day_file_records(1, range(4)))
+    result = run_at(landing, wh)
+    assert any("content changed" in note for note in result.manifest["notes"])
+    assert [result.manifest["files"][0][k] for k in ("read", "loaded", "duplicates")] == [8, 4, 4]
+    assert events(wh).height == 8
+
+
+def test_missing_landing_file_is_reported_and_its_events_kept(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    run_at(landing, wh)
+    (landing / "a.json").unlink()
+    write(landing, "b.json", day_file_records(1, range(2, 3)))
+    result = run_at(landing, wh)
+    assert any("no longer in the landing zone" in note for note in result.manifest["notes"])
+    assert events(wh).height == 6
+
+
+def test_late_data_for_an_old_date(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "day-a.json", day_file_records(10, range(3)))
+    run_at(landing, wh)
+    day_a_before = table(wh, "events").filter(pl.col("event_date") == date(2024, 5, 10))
+    # A late file: events for an earlier day B, and duplicates of day A.
+    write(landing, "late.json", day_file_records(2, range(2)) + day_file_records(10, range(3)))
+    result = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
+    assert result.manifest["dates_written"] == ["2024-05-02", "2024-05-10"]
+    assert [result.manifest["files"][0][k] for k in ("read", "loaded", "duplicates")] == [10, 4, 6]
+    all_events = events(wh)
+    assert all_events.filter(pl.col("event_date") == date(2024, 5, 2)).height == 4
+    day_a_after = all_events.filter(pl.col("event_date") == date(2024, 5, 10))
+    assert day_a_after.sort("event_id").equals(day_a_before.sort("event_id"))
+    funnel = pl.read_parquet(wh / "campaign_funnel" / "part-0.parquet")
+    assert funnel.select("sent", "delivered", "unique_sent").row(0) == (5, 5, 3)
+    daily = table(wh, "campaign_daily_funnel").sort("event_date")
+    assert daily["sent"].to_list() == [2, 3]
+
+
+def test_one_run_equals_nightly_runs_in_any_order_equals_reprocess(tmp_path: Path) -> None:
+    files = {
+        "f1.json": day_file_records(1, range(0, 4)) + [record("u9", ts="2024-05-03T00:00:00Z")],
+        "f2.ndjson": ndjson(day_file_records(2, range(2, 6)) + day_file_records(1, range(3, 5))),
+        "f3.json": day_file_records(3, range(0, 3), campaign="C2") + [record(event="bogus")],
+        "f4.json": day_file_records(1, range(0, 2)) + day_file_records(3, range(1, 2), campaign="C2"),
+    }
+    at = INGESTED_AT
+    once = tmp_path / "once"
+    for name, content in files.items():
+        write(once / "landing", name, content)
+    run_at(once / "landing", once / "wh", at=at)
+
+    for attempt, seed in enumerate((1, 2, 3)):
+        order = list(files)
+        random.Random(seed).shuffle(order)
+        root = tmp_path / f"nightly{attempt}"
+        for night, name in enumerate(order):
+            write(root / "landing", name, files[name])
+            result = run_at(root / "landing", root / "wh", at=at + timedelta(hours=night))
+            assert_accounted(result.manifest)
+        assert_same_tables(once / "wh", root / "wh")
+        reprocess(Settings(root / "landing", root / "wh"), date(2024, 5, 1), date(2024, 5, 3), clock=fixed_clock(at + timedelta(days=9)))
+        assert_same_tables(once / "wh", root / "wh")
+
+
+def test_defaulted_timestamps_are_reproduced_by_reprocess(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", [{"id": "u1", "event": "Message Sent", "campaignId": "C"}])
+    run_at(landing, wh)
+    before = events(wh)
+    assert before["timestamp_defaulted"].to_list() == [True] and before["event_ts"][0] == INGESTED_AT
+    later = INGESTED_AT + timedelta(days=30)
+    result = reprocess(Settings(landing, wh), date(2024, 6, 1), date(2024, 6, 1), clock=fixed_clock(later))
+    assert result.manifest["dates_written"] == ["2024-06-01"]
+    assert events(wh).equals(before)
+
+
+def test_reprocess_applies_todays_contract_to_the_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)) + day_file_records(2, range(2)))
+    run_at(landing, wh)
+    # A code change: trimmed user ids now get an "X-" prefix.
+    import etl.normalise as normalise
+
+    original = normalise._clean_text
+
+    def changed(name: str) -> pl.Expr:
+        expr = original(name)
+        return (pl.lit("X-") + expr).alias(name) if name == "user_id" else expr
+
+    monkeypatch.setattr(normalise, "_clean_text", changed)
+    result = reprocess(Settings(landing, wh), date(2024, 5, 2), date(2024, 5, 2), clock=fixed_clock(INGESTED_AT))
+    assert result.manifest["dates_written"] == ["2024-05-02"]
+    users = events(wh).group_by("event_date").agg(pl.col("user_id").unique().sort()).sort("event_date")
+    assert users["user_id"].to_list() == [["u0", "u1"], ["X-u0", "X-u1"]]
+
+
+def test_reprocess_of_an_empty_range_changes_nothing(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    run_at(landing, wh)
+    before = snapshot(wh)
+    result = reprocess(Settings(landing, wh), date(2020, 1, 1), date(2020, 1, 31), clock=fixed_clock(INGESTED_AT))
+    assert result.manifest["dates_written"] == [] and result.manifest["dates_deleted"] == []
+    after = snapshot(wh)
+    assert all(before[name].equals(after[name]) for name in before)
+
+
+def test_reprocess_rejects_a_backwards_range(tmp_path: Path) -> None:
+    (tmp_path / "landing").mkdir()
+    with pytest.raises(EtlError, match="after"):
+        reprocess(Settings(tmp_path / "landing", tmp_path / "wh"), date(2024, 5, 2), date(2024, 5, 1))
+
+
+def test_rejected_file_exit_code_and_run_goes_on(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    seed_api = '{\n   "id": "ABC12345",\n   "events": [{\n           "event": "Message Sent",\n           "timestamp": "2022-01-11T00:00:00Z"\n          "properties": {}}]}'
+    write(landing, "api.json", seed_api)
+    write(landing, "good.json", day_file_records(1, range(2)))
+    result = run_at(landing, wh)
+    assert result.exit_code == 3
+    rejected = [f for f in result.manifest["files"] if f["status"] == "rejected"]
+    assert [f["name"] for f in rejected] == ["api.json"]
+    assert "line 6" in rejected[0]["rejected_reason"]
+    assert events(wh).height == 4
+    quarantine = table(wh, "quarantine")
+    assert quarantine["raw"].to_list() == [seed_api]
+
+
+def test_max_reject_rate(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(4)) + [record(event="bad"), record(event="worse")])
+    result = run_at(landing, wh, max_reject_rate=0.1)
+    assert result.exit_code == 3 and "20.0% of records were quarantined" in result.manifest["outcome"]
+    write(landing, "b.json", day_file_records(2, range(9)) + [record(event="bad")])
+    assert run_at(landing, tmp_path / "wh2", max_reject_rate=0.5).exit_code == 0
+
+
+def test_partitions_are_written_from_dates_not_data(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", [record(campaignId="../../escape", url="/etc/passwd")])
+    run_at(landing, wh)
+    written = {p.relative_to(wh).parts[0] for p in wh.rglob("*.parquet")}
+    assert written <= {"events", "quarantine", "campaign_daily_funnel", "campaign_funnel", "_state"}
+    assert not (tmp_path / "escape").exists()
+
+
+def test_landing_zone_is_never_modified(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    write(landing, "b.ndjson.gz", ndjson(day_file_records(2, range(2))))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in landing.rglob("*")}
+    run_at(landing, wh)
+    reprocess(Settings(landing, wh), date(2024, 5, 1), date(2024, 5, 2), clock=fixed_clock(INGESTED_AT))
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in landing.rglob("*")} == before
+
+
+def test_ingestion_time_in_the_future_check_uses_first_ingestion(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    soon = (INGESTED_AT + timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write(landing, "a.json", [record(ts=soon)])
+    assert run_at(landing, wh).manifest["totals"]["loaded"] == 1
+    # Reprocessing much later keeps the first ingestion time, so the verdict does not change.
+    later = fixed_clock(datetime(2025, 1, 1, tzinfo=UTC))
+    day = (INGESTED_AT + timedelta(hours=20)).date()
+    assert reprocess(Settings(landing, wh), day, day, clock=later).manifest["totals"]["loaded"] == 1
