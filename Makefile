@@ -7,7 +7,7 @@ WAREHOUSE ?= data/warehouse
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run reprocess validate metrics report contract test lint format bench sample clean
+.PHONY: help install run reprocess validate metrics report contract contract-docs test lint format bench sample clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-11s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ report: $(STAMP) ## Write the HTML funnel report to $(WAREHOUSE)/report.html
 
 contract: $(STAMP) ## Print the contract generated from the pandera models
 	$(BIN)/etl contract
+
+contract-docs: $(STAMP) ## Regenerate the README's contract section from the models
+	$(BIN)/python -m contracts.docs README.md
 
 test: $(STAMP) ## Run every test
 	$(BIN)/python -m pytest

@@ -109,3 +109,26 @@ def _type_name(dtype: Any) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+README_START = "<!-- contract:start -->\n"
+README_END = "<!-- contract:end -->"
+
+
+def update_readme(path: str) -> bool:
+    """Put the generated contract between the README's contract markers; True when it changed."""
+    with open(path, encoding="utf-8") as stream:
+        text = stream.read()
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    updated = head + README_START + contract_markdown() + README_END + tail
+    if updated != text:
+        with open(path, "w", encoding="utf-8") as stream:
+            stream.write(updated)
+    return updated != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("README contract updated" if update_readme(sys.argv[1]) else "README contract up to date")

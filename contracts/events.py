@@ -66,7 +66,7 @@ class Event(pa.DataFrameModel):
     )
 
     @pa.dataframe_check(name="future_timestamp")
-    def not_in_the_future(cls, data: pa.PolarsData) -> pl.LazyFrame:
+    def future_timestamp(cls, data: pa.PolarsData) -> pl.LazyFrame:
         """event_ts may lie at most 24 hours after ingestion: later is a clock bug upstream."""
         limit = pl.col("ingested_at") + timedelta(hours=MAX_FUTURE_HOURS)
         return data.lazyframe.select(pl.col("event_ts").is_null() | (pl.col("event_ts") <= limit))
@@ -93,11 +93,11 @@ class EventCandidate(Event):
     raw: str = pa.Field(description="The original text of the record.")
 
     @pa.check("wrong_type", name="wrong_type")
-    def types_accepted(cls, data: pa.PolarsData) -> pl.LazyFrame:
+    def wrong_type_check(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col(data.key).is_null())
 
     @pa.check("user_id_conflict", name="conflicting_user_id")
-    def one_user(cls, data: pa.PolarsData) -> pl.LazyFrame:
+    def conflicting_user_id(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col(data.key).is_null())
 
 

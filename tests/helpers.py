@@ -60,7 +60,9 @@ def table(warehouse: Path, name: str) -> pl.DataFrame:
     return pl.read_parquet([str(f) for f in files], hive_partitioning=name != "campaign_funnel")
 
 
-def record(user: str = "U1", event: str = "Message Sent", ts: str = "2024-05-01T10:00:00Z", **fields: Any) -> dict[str, Any]:
+def record(
+    user: str = "U1", event: str = "Message Sent", ts: str = "2024-05-01T10:00:00Z", **fields: Any
+) -> dict[str, Any]:
     return {"id": user, "event": event, "timestamp": ts, **fields}
 
 
@@ -73,4 +75,8 @@ def assert_accounted(manifest: dict[str, Any]) -> None:
 def day_file_records(day: int, users: range, campaign: str = "C1") -> list[dict[str, Any]]:
     """Sent and Delivered for each user on 2024-05-<day>."""
     ts = f"2024-05-{day:02d}T10:00:00Z"
-    return [record(f"u{u}", event, ts, campaignId=campaign) for u in users for event in ("Message Sent", "Message Delivered")]
+    return [
+        record(f"u{u}", event, ts, campaignId=campaign)
+        for u in users
+        for event in ("Message Sent", "Message Delivered")
+    ]

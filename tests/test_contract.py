@@ -96,7 +96,11 @@ def test_unknown_and_missing_event(tmp_path: Path) -> None:
     assert reason_of(tmp_path, record(event=3)) == "wrong_type"
 
 
-@given(st.sampled_from(EVENT_NAMES), st.lists(st.sampled_from([" ", "_", "\t", "  "]), min_size=1, max_size=3), st.booleans())
+@given(
+    st.sampled_from(EVENT_NAMES),
+    st.lists(st.sampled_from([" ", "_", "\t", "  "]), min_size=1, max_size=3),
+    st.booleans(),
+)
 def test_event_name_variants_property(name: str, separators: list[str], upper: bool) -> None:
     words = name.replace("_", " ").split(" ")
     variant = "".join(word + separators[i % len(separators)] for i, word in enumerate(words)).strip("_")
@@ -137,7 +141,16 @@ def test_accepted_timestamp_text(text: str, expected: datetime) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["yesterday", "2023-02-29", "2022-13-01", "2022-01-11T25:00:00Z", "2022-01-11T24:00:00Z", "0000-01-01", "11/01/2022", "2022-01-11T08:30:00+2"],
+    [
+        "yesterday",
+        "2023-02-29",
+        "2022-13-01",
+        "2022-01-11T25:00:00Z",
+        "2022-01-11T24:00:00Z",
+        "0000-01-01",
+        "11/01/2022",
+        "2022-01-11T08:30:00+2",
+    ],
 )
 def test_rejected_timestamp_text(text: str) -> None:
     assert pl.select(parse_timestamp_text(pl.lit(text))).item() is None
@@ -224,8 +237,16 @@ def test_api_payload_expands_to_one_row_per_event(tmp_path: Path) -> None:
         "id": "ABC12345",
         "source": "crm",
         "events": [
-            {"event": "Message Sent", "timestamp": "2022-01-11T00:00:00Z", "properties": {"channel": "Email", "campaignId": 9}},
-            {"event": "Message Delivered", "timestamp": "2022-01-11T00:01:00Z", "properties": {"channel": "Email", "note": "n"}},
+            {
+                "event": "Message Sent",
+                "timestamp": "2022-01-11T00:00:00Z",
+                "properties": {"channel": "Email", "campaignId": 9},
+            },
+            {
+                "event": "Message Delivered",
+                "timestamp": "2022-01-11T00:01:00Z",
+                "properties": {"channel": "Email", "note": "n"},
+            },
             {"event": "Message Nope", "timestamp": "2022-01-11T00:01:00Z"},
         ],
     }
@@ -243,7 +264,9 @@ def test_api_payload_expands_to_one_row_per_event(tmp_path: Path) -> None:
 def test_bad_payloads(tmp_path: Path) -> None:
     assert reason_of(tmp_path, {"id": "A", "events": []}) == "invalid_payload"
     assert reason_of(tmp_path, {"id": "A", "events": "x"}) == "invalid_payload"
-    outcome = ingest_text("p.json", [{"id": "A", "events": [3, {"event": "Message Sent", "timestamp": "2024-05-01"}]}], tmp_path)
+    outcome = ingest_text(
+        "p.json", [{"id": "A", "events": [3, {"event": "Message Sent", "timestamp": "2024-05-01"}]}], tmp_path
+    )
     assert outcome.quarantine["reason"].to_list() == ["not_an_object"]
     assert outcome.events.height == 1
 
@@ -277,7 +300,9 @@ def test_contract_documents_every_reason_code() -> None:
 
 
 def test_candidate_model_rejects_every_rule_at_once(tmp_path: Path) -> None:
-    outcome = ingest_text("f.ndjson", json.dumps({"id": "", "userId": 1.5, "event": "x", "timestamp": "bad"}) + "\n", tmp_path)
+    outcome = ingest_text(
+        "f.ndjson", json.dumps({"id": "", "userId": 1.5, "event": "x", "timestamp": "bad"}) + "\n", tmp_path
+    )
     [row] = outcome.quarantine.rows(named=True)
     assert row["reason"] == "wrong_type"
     assert row["detail"].startswith("userId must be a string or an integer, found a number with a fraction (1.5)")

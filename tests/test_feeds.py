@@ -115,7 +115,11 @@ json_values = st.recursive(
 )
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=6), json_values, max_size=4), max_size=6), st.integers(1, 40), st.booleans())
+@given(
+    st.lists(st.dictionaries(st.text(max_size=6), json_values, max_size=4), max_size=6),
+    st.integers(1, 40),
+    st.booleans(),
+)
 def test_any_chunking_reads_the_same_records(records, chunk, pretty) -> None:  # type: ignore[no-untyped-def]
     data = json.dumps(records, indent=2 if pretty else None, ensure_ascii=False).encode()
     assert [u.value for u in units("f.json", data, chunk=chunk)] == records

@@ -12,7 +12,18 @@ import pytest
 
 from etl.pipeline import EtlError, reprocess
 from etl.settings import Settings
-from tests.helpers import INGESTED_AT, assert_accounted, day_file_records, events, fixed_clock, ndjson, record, run_at, table, write
+from tests.helpers import (
+    INGESTED_AT,
+    assert_accounted,
+    day_file_records,
+    events,
+    fixed_clock,
+    ndjson,
+    record,
+    run_at,
+    table,
+    write,
+)
 
 LINEAGE = ["source_file", "source_position", "source_sha256", "ingested_at", "run_id"]
 
@@ -36,7 +47,7 @@ def assert_same_tables(a: Path, b: Path) -> None:
 
 def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
-    write(landing, "a.json", day_file_records(1, range(3)) + [record(event="nope")])
+    write(landing, "a.json", [*day_file_records(1, range(3)), record(event="nope")])
     write(landing, "sub/dir/b.ndjson.gz", ndjson(day_file_records(2, range(2))) + "{bad json\n")
     result = run_at(landing, tmp_path / "wh")
     assert result.exit_code == 0
@@ -45,7 +56,10 @@ def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) ->
         "read": 12, "loaded": 10, "quarantined": 2, "duplicates": 0,
         "files_new": 2, "files_reprocessed": 0, "files_skipped": 0, "files_rejected": 0,
     }  # fmt: skip
-    assert sorted(p.name for p in (tmp_path / "wh" / "events").iterdir()) == ["event_date=2024-05-01", "event_date=2024-05-02"]
+    assert sorted(p.name for p in (tmp_path / "wh" / "events").iterdir()) == [
+        "event_date=2024-05-01",
+        "event_date=2024-05-02",
+    ]
     assert (tmp_path / "wh" / "quarantine" / "ingest_date=2024-06-01" / "part-0.parquet").is_file()
     assert (tmp_path / "wh" / "campaign_funnel" / "part-0.parquet").is_file()
     manifest = json.loads(result.manifest_path.read_text())  # type: ignore[union-attr]
@@ -150,9 +164,9 @@ def test_late_data_for_an_old_date(tmp_path: Path) -> None:
 
 def test_one_run_equals_nightly_runs_in_any_order_equals_reprocess(tmp_path: Path) -> None:
     files = {
-        "f1.json": day_file_records(1, range(0, 4)) + [record("u9", ts="2024-05-03T00:00:00Z")],
+        "f1.json": [*day_file_records(1, range(0, 4)), record("u9", ts="2024-05-03T00:00:00Z")],
         "f2.ndjson": ndjson(day_file_records(2, range(2, 6)) + day_file_records(1, range(3, 5))),
-        "f3.json": day_file_records(3, range(0, 3), campaign="C2") + [record(event="bogus")],
+        "f3.json": [*day_file_records(3, range(0, 3), campaign="C2"), record(event="bogus")],
         "f4.json": day_file_records(1, range(0, 2)) + day_file_records(3, range(1, 2), campaign="C2"),
     }
     at = INGESTED_AT
@@ -170,7 +184,12 @@ def test_one_run_equals_nightly_runs_in_any_order_equals_reprocess(tmp_path: Pat
             result = run_at(root / "landing", root / "wh", at=at + timedelta(hours=night))
             assert_accounted(result.manifest)
         assert_same_tables(once / "wh", root / "wh")
-        reprocess(Settings(root / "landing", root / "wh"), date(2024, 5, 1), date(2024, 5, 3), clock=fixed_clock(at + timedelta(days=9)))
+        reprocess(
+            Settings(root / "landing", root / "wh"),
+            date(2024, 5, 1),
+            date(2024, 5, 3),
+            clock=fixed_clock(at + timedelta(days=9)),
+        )
         assert_same_tables(once / "wh", root / "wh")
 
 
@@ -225,7 +244,10 @@ def test_reprocess_rejects_a_backwards_range(tmp_path: Path) -> None:
 
 def test_rejected_file_exit_code_and_run_goes_on(tmp_path: Path) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh"
-    seed_api = '{\n   "id": "ABC12345",\n   "events": [{\n           "event": "Message Sent",\n           "timestamp": "2022-01-11T00:00:00Z"\n          "properties": {}}]}'
+    seed_api = (
+        '{\n   "id": "ABC12345",\n   "events": [{\n           "event": "Message Sent",\n'
+        '           "timestamp": "2022-01-11T00:00:00Z"\n          "properties": {}}]}'
+    )
     write(landing, "api.json", seed_api)
     write(landing, "good.json", day_file_records(1, range(2)))
     result = run_at(landing, wh)
@@ -240,10 +262,10 @@ def test_rejected_file_exit_code_and_run_goes_on(tmp_path: Path) -> None:
 
 def test_max_reject_rate(tmp_path: Path) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh"
-    write(landing, "a.json", day_file_records(1, range(4)) + [record(event="bad"), record(event="worse")])
+    write(landing, "a.json", [*day_file_records(1, range(4)), record(event="bad"), record(event="worse")])
     result = run_at(landing, wh, max_reject_rate=0.1)
     assert result.exit_code == 3 and "20.0% of records were quarantined" in result.manifest["outcome"]
-    write(landing, "b.json", day_file_records(2, range(9)) + [record(event="bad")])
+    write(landing, "b.json", [*day_file_records(2, range(9)), record(event="bad")])
     assert run_at(landing, tmp_path / "wh2", max_reject_rate=0.5).exit_code == 0
 
 

@@ -44,8 +44,8 @@ def friendly_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException, SystemExit):
+            raise  # usage errors keep click's exit code 2
         except (EtlError, WarehouseBusy) as problem:
             fail(str(problem))
         except OSError as problem:

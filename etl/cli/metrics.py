@@ -60,9 +60,9 @@ def _rich_table(frame: pl.DataFrame) -> Table:
         "spam_rate": "spam",
     }
     for key in keys:
-        table.add_column(key.replace("_", " "))
+        table.add_column(key.replace("_", " "), no_wrap=True)
     for label in shown.values():
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", no_wrap=True)
     table.add_column("flags")
     for row in frame.iter_rows(named=True):
         cells = [str(row[k]) if row[k] is not None else "(none)" for k in keys]
