@@ -29,6 +29,7 @@ class LandingFile:
     name: str
     sha256: str
     size: int
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)

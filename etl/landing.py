@@ -18,8 +18,17 @@ class Discovery:
     notes: list[str] = field(default_factory=list)  # files passed over, and why
 
 
-def discover(landing: Path, min_file_age: float = 0.0) -> Discovery:
-    """Every feed file under `landing`, sorted by relative name; symlinks out of the zone are not followed."""
+#: (relative name, size, mtime in ns) -> SHA-256 of files already hashed, so they are not read again.
+KnownHashes = dict[tuple[str, int, int], str]
+
+
+def discover(landing: Path, min_file_age: float = 0.0, known: KnownHashes | None = None) -> Discovery:
+    """Every feed file under `landing`, sorted by relative name; symlinks out of the zone are not followed.
+
+    A file whose name, size and modification time match a known entry is not read again to hash it:
+    a nightly run costs the new files, not the whole landing zone.
+    """
+    known = known or {}
     found = Discovery()
     root = landing.resolve()
     now = time.time()
@@ -38,11 +47,13 @@ def discover(landing: Path, min_file_age: float = 0.0) -> Discovery:
                 if now - stat.st_mtime < min_file_age:
                     found.notes.append(f"{relative}: skipped for now, modified less than {min_file_age:g} s ago")
                     continue
-                sha256 = storage.sha256_of(path)
+                sha256 = known.get((relative, stat.st_size, stat.st_mtime_ns)) or storage.sha256_of(path)
             except OSError as err:
                 found.notes.append(f"{relative}: skipped, cannot be read ({err.strerror or err})")
                 continue
-            found.files.append(LandingFile(path=path, name=relative, sha256=sha256, size=stat.st_size))
+            found.files.append(
+                LandingFile(path=path, name=relative, sha256=sha256, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+            )
     return found
 
 

@@ -31,12 +31,12 @@ def lifetime(warehouse: Path) -> pl.DataFrame:
 def daily(warehouse: Path, start: date | None = None, end: date | None = None) -> pl.DataFrame:
     scan = _scan_table(warehouse, DAILY_FUNNEL)
     if scan is None:
-        return _empty(DailyFunnel)
+        return _empty(DailyFunnel).select("event_date", *LifetimeFunnel.to_schema().columns)
     if start:
         scan = scan.filter(pl.col("event_date") >= start)
     if end:
         scan = scan.filter(pl.col("event_date") <= end)
-    columns = list(DailyFunnel.to_schema().columns)
+    columns = ["event_date", *LifetimeFunnel.to_schema().columns]
     return scan.select(columns).sort("event_date", "campaign_id", nulls_last=True).collect()
 
 

@@ -99,7 +99,8 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
     with writer_lock(layout, run_id) as lock_notes:
         notes = lock_notes + recover(layout)
         registry = load_registry(layout)
-        discovery = discover(settings.landing, settings.min_file_age)
+        known = {} if window else {(e.path, e.size, e.mtime_ns): sha for sha, e in registry.items()}
+        discovery = discover(settings.landing, settings.min_file_age, known)
         plan = _plan(discovery.files, registry, reprocessing=window is not None)
         notes += discovery.notes + plan.notes
         timer.lap("discover")
@@ -214,10 +215,12 @@ def _build_and_stage(
                 run_id=run_id,
                 event_dates=dates,
                 ingest_date=started.date().isoformat(),
+                mtime_ns=file.mtime_ns,
             )
         else:
             entry = updated[file.sha256]
-            updated[file.sha256] = RegisteredFile(**{**entry.__dict__, "path": file.name, "event_dates": dates})
+            moved = {"path": file.name, "size": file.size, "mtime_ns": file.mtime_ns}
+            updated[file.sha256] = RegisteredFile(**{**entry.__dict__, **moved, "event_dates": dates})
     timer.lap("stage")
 
     counts = _account(layout, plan, outcomes, staged_paths, window)

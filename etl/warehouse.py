@@ -113,6 +113,7 @@ class RegisteredFile:
     run_id: str
     event_dates: list[str] = field(default_factory=list)
     ingest_date: str = ""
+    mtime_ns: int = 0  # of the file when hashed: unchanged name, size and mtime skip re-hashing
 
 
 def load_registry(layout: Layout) -> dict[str, RegisteredFile]:

@@ -111,6 +111,32 @@ def test_rerun_with_nothing_new_changes_nothing(tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in wh.rglob("*") if p.is_file()} == before
 
 
+def test_nightly_run_reads_only_the_new_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from etl import storage
+
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "old-1.json", day_file_records(1, range(3)))
+    write(landing, "old-2.json", day_file_records(2, range(3)))
+    run_at(landing, wh)
+    opened: list[str] = []
+    real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
+
+    def hashing(path: Path) -> str:
+        opened.append(path.name)
+        return real_hash(path)
+
+    def reading(path: Path, *args: object) -> object:
+        opened.append(path.name)
+        return real_bytes(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage, "sha256_of", hashing)
+    monkeypatch.setattr(storage, "iter_bytes", reading)
+    write(landing, "new.json", day_file_records(2, range(3, 4)))
+    result = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
+    assert set(opened) == {"new.json"}
+    assert result.manifest["totals"]["files_skipped"] == 2 and result.manifest["totals"]["loaded"] == 2
+
+
 def test_same_content_under_two_names_is_read_once(tmp_path: Path) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     write(landing, "a.json", day_file_records(1, range(2)))

@@ -17,7 +17,8 @@ from rich.console import Console
 from etl.pipeline import EXIT_FAILED, EtlError
 from etl.warehouse import WarehouseBusy
 
-out = Console(highlight=False)
+# Off a terminal (cron, pipes, make) tables are not cut to 80 columns: log files have room.
+out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 err = Console(stderr=True, highlight=False)
 
 LandingOption = Annotated[

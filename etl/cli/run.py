@@ -91,7 +91,7 @@ def render_summary(result: pipeline.RunResult) -> None:
     totals = manifest["totals"]
     table = Table(title=f"Run {result.run_id} ({manifest['mode']})", title_justify="left")
     for column in ("file", "status", "read", "loaded", "quarantined", "duplicates"):
-        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+        table.add_column(column, justify="left" if column in ("file", "status") else "right", overflow="fold")
     for file in manifest["files"]:
         table.add_row(
             file["name"], file["status"], *(f"{file[k]:,}" for k in ("read", "loaded", "quarantined", "duplicates"))
