@@ -1,0 +1,72 @@
+"""Benchmark: the one-small-file nightly run on warehouses built from 1 and from 10 large files.
+
+    python bench/incremental.py [--events-per-file 100000] [--small-events 1000]
+
+Each warehouse is built by `etl run` over N large files (a week of events each); then one small file
+with events of a single day lands and `etl run` is timed. The cost should follow the new file and the
+rows of the day it touches, not the size of the landing zone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.feedgen import journeys, write_feed  # noqa: E402
+
+
+def timed_run(landing: Path, warehouse: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "etl", "run", "--landing", str(landing), "--warehouse", str(warehouse), "-q"],
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events-per-file", type=int, default=100_000)
+    parser.add_argument("--small-events", type=int, default=1_000)
+    parser.add_argument("--sizes", default="1,10", help="comma-separated numbers of large files")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="etl-bench-incremental-"))
+    print(f"machine: {os.cpu_count()} cores; {args.events_per_file:,} events per large file; work dir {work}")
+    print(f"{'large files':>11} {'warehouse events':>17} {'build s':>8} {'small-file run s (median)':>26}")
+    try:
+        for count in (int(n) for n in args.sizes.split(",")):
+            landing, warehouse = work / f"landing-{count}", work / f"wh-{count}"
+            for index in range(count):
+                records = journeys(args.events_per_file, seed=100 + index, campaign_offset=1001 + 1000 * index)
+                write_feed(landing / f"large-{index:02d}.json", records, "feed")
+            build = timed_run(landing, warehouse)
+            times = []
+            for round_ in range(args.rounds):
+                trial = work / f"trial-{count}-{round_}"
+                shutil.copytree(warehouse, trial)
+                small = landing / "nightly" / f"small-{round_}.json"
+                records = journeys(args.small_events, seed=900 + round_, days=1, campaign_offset=9001)
+                write_feed(small, records, "feed")
+                times.append(timed_run(landing, trial))
+                small.unlink()
+                shutil.rmtree(trial)
+            times.sort()
+            events = count * args.events_per_file
+            print(f"{count:>11} {events:>17,} {build:>8.1f} {times[len(times) // 2]:>26.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+if __name__ == "__main__":
+    main()
