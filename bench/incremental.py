@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.feedgen import journeys, write_feed  # noqa: E402
+from bench.feedgen import journeys, write_feed
 
 
 def timed_run(landing: Path, warehouse: Path) -> float:

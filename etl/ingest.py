@@ -11,7 +11,7 @@ import polars as pl
 
 from contracts import QuarantineRecord, event_columns
 from etl import storage
-from etl.feeds import iter_units
+from etl.feeds import Limits, iter_units
 from etl.normalise import normalise_events
 from etl.records import ROW_COLUMNS, Expanded, Rejection, expand_unit
 from etl.validate import REJECTION_SCHEMA, split_valid
@@ -50,7 +50,7 @@ class FileOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def ingest_file(file: LandingFile, provenance: Provenance, max_record_bytes: int) -> FileOutcome:
+def ingest_file(file: LandingFile, provenance: Provenance, limits: Limits | None = None) -> FileOutcome:
     """Read, expand, normalise and judge every record of one file. Writes nothing."""
     lineage = {
         "source_file": file.name,
@@ -63,7 +63,7 @@ def ingest_file(file: LandingFile, provenance: Provenance, max_record_bytes: int
     read = 0
     parsed_any = False
     try:
-        for batch in _batches(iter_units(file.name, storage.iter_bytes(file.path), max_record_bytes), read):
+        for batch in _batches(iter_units(file.name, storage.iter_bytes(file.path), limits), read):
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)

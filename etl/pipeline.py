@@ -181,7 +181,7 @@ def _ingest_all(
     outcomes = []
     for file, provenance in jobs:
         log.info("reading %s (%s bytes)", file.name, f"{file.size:,}")
-        outcomes.append(ingest_file(file, provenance, settings.max_record_bytes))
+        outcomes.append(ingest_file(file, provenance, settings.limits))
         progress.on_file_done(file)
     return outcomes
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl.feeds import DEFAULT_MAX_RECORD_BYTES
+from etl.feeds import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits
 
 DEFAULT_LANDING = Path("data/landing")
 DEFAULT_WAREHOUSE = Path("data/warehouse")
@@ -19,6 +19,11 @@ class Settings:
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     min_file_age: float = 0.0
     max_reject_rate: float | None = None
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_record_bytes, self.max_depth)
 
 
 def from_environment(**overrides: object) -> Settings:

@@ -6,7 +6,6 @@ Local filesystem today; an object-store implementation replaces this module's bo
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import os
@@ -14,7 +13,7 @@ import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import polars as pl
 
@@ -27,14 +26,37 @@ class FeedReadError(Exception):
 
 
 def iter_bytes(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The decompressed bytes of a landing file, in chunks; `.gz` is decompressed as a stream."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as stream:
+    """The decompressed bytes of a landing file, in chunks of at most `chunk_bytes`.
+
+    `.gz` is decompressed as a stream with bounded output per step, so a decompression bomb never
+    expands in memory; everything before a truncation or corruption is still delivered.
+    """
+    with open(path, "rb") as stream:
+        if not path.name.lower().endswith(".gz"):
             while chunk := stream.read(chunk_bytes):
                 yield chunk
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise FeedReadError(f"the compressed stream is truncated or corrupt ({err})") from err
+            return
+        yield from _gunzip(stream, chunk_bytes)
+
+
+def _gunzip(stream: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
+    decompressor = zlib.decompressobj(wbits=31)
+    started = False
+    try:
+        while raw := stream.read(chunk_bytes):
+            data = raw
+            while data:
+                started = True
+                if decompressor.eof:  # a file of several gzip members, one after the other
+                    decompressor = zlib.decompressobj(wbits=31)
+                out = decompressor.decompress(data, chunk_bytes)
+                if out:
+                    yield out
+                data = decompressor.unconsumed_tail or (decompressor.unused_data if decompressor.eof else b"")
+    except zlib.error as err:
+        raise FeedReadError(f"the compressed stream is corrupt ({err})") from err
+    if started and not decompressor.eof:
+        raise FeedReadError("the compressed stream is truncated")
 
 
 def sha256_of(path: Path) -> str:

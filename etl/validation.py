@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from etl import storage
-from etl.feeds import DEFAULT_MAX_RECORD_BYTES, is_feed_file
+from etl.feeds import Limits, is_feed_file
 from etl.ingest import LandingFile, Provenance, ingest_file
 from etl.pipeline import EtlError
 
@@ -28,7 +28,7 @@ class ValidationReport:
     notes_are_errors: bool = False
 
 
-def validate_paths(paths: list[Path], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> ValidationReport:
+def validate_paths(paths: list[Path], limits: Limits | None = None) -> ValidationReport:
     report = ValidationReport()
     provenance = Provenance(datetime.now(UTC), "validate")
     for path in _feed_files(paths):
@@ -38,7 +38,7 @@ def validate_paths(paths: list[Path], max_record_bytes: int = DEFAULT_MAX_RECORD
             report.notes.append(f"{path}: cannot be read ({err.strerror or err})")
             report.notes_are_errors = True
             continue
-        outcome = ingest_file(LandingFile(path, str(path), sha256, path.stat().st_size), provenance, max_record_bytes)
+        outcome = ingest_file(LandingFile(path, str(path), sha256, path.stat().st_size), provenance, limits)
         rejected = outcome.quarantine.height
         report.files.append(FileCheck(str(path), outcome.read, outcome.read - rejected, rejected))
         for row in outcome.quarantine.select("position", "reason", "detail").iter_rows():

@@ -22,12 +22,14 @@ def fixed_clock(at: datetime = INGESTED_AT):  # type: ignore[no-untyped-def]
 
 
 def write(landing: Path, name: str, content: Any) -> Path:
-    """Write a feed file: bytes or str as they are, anything else as JSON; `.gz` names are compressed."""
+    """Write a feed file: bytes exactly as given; str, or anything else as JSON, encoded (and gzipped
+    for `.gz` names)."""
     path = landing / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not isinstance(content, bytes | str):
-        content = json.dumps(content)
-    data = content.encode("utf-8") if isinstance(content, str) else content
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+        return path
+    data = (content if isinstance(content, str) else json.dumps(content)).encode("utf-8")
     path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     return path
 
@@ -39,7 +41,7 @@ def ndjson(records: list[Any]) -> str:
 def ingest_text(name: str, content: Any, tmp_path: Path, at: datetime = INGESTED_AT) -> FileOutcome:
     path = write(tmp_path, name, content)
     file = LandingFile(path, name, "0" * 64, path.stat().st_size)
-    return ingest_file(file, Provenance(at, "test-run"), 64 * 1024 * 1024)
+    return ingest_file(file, Provenance(at, "test-run"))
 
 
 def run_at(landing: Path, warehouse: Path, at: datetime = INGESTED_AT, **options: Any) -> RunResult:

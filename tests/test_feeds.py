@@ -8,12 +8,13 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from etl.feeds import iter_units
+from etl.feeds import Limits, iter_units
 from etl.storage import FeedReadError
 
 
 def units(name: str, data: bytes, chunk: int = 1 << 20, max_record: int = 1 << 20) -> list:  # type: ignore[type-arg]
-    return list(iter_units(name, iter([data[i : i + chunk] for i in range(0, len(data), chunk)]), max_record))
+    pieces = iter([data[i : i + chunk] for i in range(0, len(data), chunk)])
+    return list(iter_units(name, pieces, Limits(max_record_bytes=max_record)))
 
 
 def test_pretty_array_yields_each_element_with_its_index() -> None:

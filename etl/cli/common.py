@@ -30,6 +30,14 @@ WarehouseOption = Annotated[
     typer.Option("--warehouse", envvar="ETL_WAREHOUSE", help="Warehouse root of the Parquet tables."),
 ]
 DATE_FORMATS = ["%Y-%m-%d"]
+MaxRecordBytes = Annotated[
+    int,
+    typer.Option("--max-record-bytes", min=1, help="Quarantine records larger than this (record_too_large)."),
+]
+MaxDepth = Annotated[
+    int,
+    typer.Option("--max-depth", min=1, help="Quarantine records nested deeper than this (too_deeply_nested)."),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,17 @@ import typer
 from rich.table import Table
 
 from etl import pipeline
-from etl.cli.common import DATE_FORMATS, LandingOption, WarehouseOption, friendly_errors, out, setup_logging
+from etl.cli.common import (
+    DATE_FORMATS,
+    LandingOption,
+    MaxDepth,
+    MaxRecordBytes,
+    WarehouseOption,
+    friendly_errors,
+    out,
+    setup_logging,
+)
+from etl.feeds import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES
 from etl.settings import DEFAULT_LANDING, DEFAULT_WAREHOUSE, Settings
 
 MaxRejectRate = Annotated[
@@ -35,6 +45,8 @@ def run(
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     max_reject_rate: MaxRejectRate = None,
     min_file_age: MinFileAge = 0.0,
+    max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -43,7 +55,14 @@ def run(
     Example: etl run --landing data/landing --warehouse data/warehouse
     """
     setup_logging(verbose, quiet)
-    settings = Settings(landing, warehouse, min_file_age=min_file_age, max_reject_rate=max_reject_rate)
+    settings = Settings(
+        landing,
+        warehouse,
+        max_record_bytes=max_record_bytes,
+        min_file_age=min_file_age,
+        max_reject_rate=max_reject_rate,
+        max_depth=max_depth,
+    )
     result = pipeline.run(settings)
     _finish(result, quiet)
 
@@ -54,6 +73,8 @@ def reprocess(
     end: Annotated[datetime, typer.Option("--to", formats=DATE_FORMATS, help="Last event date (inclusive).")],
     landing: LandingOption = DEFAULT_LANDING,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -65,7 +86,8 @@ def reprocess(
     first, last = start.date(), end.date()
     if first > last:
         raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
-    result = pipeline.reprocess(Settings(landing, warehouse), first, last)
+    settings = Settings(landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth)
+    result = pipeline.reprocess(settings, first, last)
     if (
         not quiet
         and not result.nothing_to_do
