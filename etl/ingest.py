@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +50,12 @@ class FileOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def ingest_file(file: LandingFile, provenance: Provenance, limits: Limits | None = None) -> FileOutcome:
+def ingest_file(
+    file: LandingFile,
+    provenance: Provenance,
+    limits: Limits | None = None,
+    on_read: Callable[[int], None] | None = None,
+) -> FileOutcome:
     """Read, expand, normalise and judge every record of one file. Writes nothing."""
     lineage = {
         "source_file": file.name,
@@ -63,7 +68,7 @@ def ingest_file(file: LandingFile, provenance: Provenance, limits: Limits | None
     read = 0
     parsed_any = False
     try:
-        for batch in _batches(iter_units(file.name, storage.iter_bytes(file.path), limits), read):
+        for batch in _batches(iter_units(file.name, storage.iter_bytes(file.path, on_read=on_read), limits), read):
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)

@@ -47,6 +47,7 @@ class Progress:
     """Hooks a front end uses to show long work; the defaults do nothing."""
 
     on_files: Callable[[int, int], None] = lambda count, total_bytes: None
+    on_bytes: Callable[[int], None] = lambda count: None
     on_file_done: Callable[[LandingFile], None] = lambda file: None
     on_dates: Callable[[int], None] = lambda count: None
     on_date_done: Callable[[date], None] = lambda day: None
@@ -109,7 +110,9 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
                 log.info(note)
             return RunResult(run_id, {}, None, EXIT_OK, nothing_to_do=True, notes=notes)
 
-        progress.on_files(len(plan.new) + len(plan.reparse), sum(f.size for f in plan.new))
+        files_bytes = sum(f.size for f in plan.new) + sum(f.size for f, _ in plan.reparse)
+        log.info("%d files to read (%s bytes)", len(plan.new) + len(plan.reparse), f"{files_bytes:,}")
+        progress.on_files(len(plan.new) + len(plan.reparse), files_bytes)
         outcomes = _ingest_all(plan, started, run_id, settings, progress)
         timer.lap("read")
 
@@ -133,6 +136,15 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
             manifest["finished_at"] = clock().isoformat()
             journal.put_json(manifest, layout.manifest(run_id))
             journal.commit()
+            totals = manifest["totals"]
+            log.info(
+                "run %s %s: read %s, loaded %s, quarantined %s, duplicates %s; %d dates rebuilt",
+                run_id,
+                manifest["outcome"],
+                *(f"{totals[k]:,}" for k in ("read", "loaded", "quarantined", "duplicates")),
+                len(manifest["dates_written"]),
+                extra={"run_id": run_id, **{k: totals[k] for k in ("read", "loaded", "quarantined", "duplicates")}},
+            )
         except BaseException:
             journal.abandon()
             raise
@@ -180,8 +192,17 @@ def _ingest_all(
     jobs += [(file, Provenance(started, run_id)) for file in plan.new]
     outcomes = []
     for file, provenance in jobs:
-        log.info("reading %s (%s bytes)", file.name, f"{file.size:,}")
-        outcomes.append(ingest_file(file, provenance, settings.limits))
+        log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
+        outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes)
+        log.info(
+            "read %s: %s records, %s quarantined%s",
+            file.name,
+            f"{outcome.read:,}",
+            f"{outcome.quarantine.height:,}",
+            f"; rejected: {outcome.rejected}" if outcome.rejected else "",
+            extra={"file": file.name, "read": outcome.read, "quarantined": outcome.quarantine.height},
+        )
+        outcomes.append(outcome)
         progress.on_file_done(file)
     return outcomes
 

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -25,21 +25,35 @@ class FeedReadError(Exception):
     """A landing file's bytes could not be read to the end (truncated or corrupt compression)."""
 
 
-def iter_bytes(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def iter_bytes(
+    path: Path, chunk_bytes: int = CHUNK_BYTES, on_read: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
     """The decompressed bytes of a landing file, in chunks of at most `chunk_bytes`.
 
     `.gz` is decompressed as a stream with bounded output per step, so a decompression bomb never
     expands in memory; everything before a truncation or corruption is still delivered.
+    `on_read` is told how many bytes of the file itself each step read (for progress).
     """
     with open(path, "rb") as stream:
+        reader = _Counted(stream, on_read) if on_read else stream
         if not path.name.lower().endswith(".gz"):
-            while chunk := stream.read(chunk_bytes):
+            while chunk := reader.read(chunk_bytes):
                 yield chunk
             return
-        yield from _gunzip(stream, chunk_bytes)
+        yield from _gunzip(reader, chunk_bytes)
 
 
-def _gunzip(stream: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
+class _Counted:
+    def __init__(self, stream: BinaryIO, on_read: Callable[[int], None]) -> None:
+        self._stream, self._on_read = stream, on_read
+
+    def read(self, size: int) -> bytes:
+        data = self._stream.read(size)
+        self._on_read(len(data))
+        return data
+
+
+def _gunzip(stream: BinaryIO | _Counted, chunk_bytes: int) -> Iterator[bytes]:
     decompressor = zlib.decompressobj(wbits=31)
     started = False
     try:

@@ -125,9 +125,9 @@ def test_nightly_run_reads_only_the_new_files(tmp_path: Path, monkeypatch: pytes
         opened.append(path.name)
         return real_hash(path)
 
-    def reading(path: Path, *args: object) -> object:
+    def reading(path: Path, *args: object, **kwargs: object) -> object:
         opened.append(path.name)
-        return real_bytes(path, *args)  # type: ignore[arg-type]
+        return real_bytes(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(storage, "sha256_of", hashing)
     monkeypatch.setattr(storage, "iter_bytes", reading)

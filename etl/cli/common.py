@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -72,14 +71,3 @@ def friendly_errors(command: F) -> F:
 def fail(message: str) -> None:
     err.print(f"etl: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(EXIT_FAILED)
-
-
-def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-        force=True,
-    )

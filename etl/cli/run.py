@@ -15,10 +15,12 @@ from etl.cli.common import (
     MaxDepth,
     MaxRecordBytes,
     WarehouseOption,
+    err,
     friendly_errors,
     out,
-    setup_logging,
 )
+from etl.cli.logs import LogFormat, setup_logging
+from etl.cli.progress import progress_bars
 from etl.feeds import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES
 from etl.settings import DEFAULT_LANDING, DEFAULT_WAREHOUSE, Settings
 
@@ -35,8 +37,11 @@ MinFileAge = Annotated[
     float,
     typer.Option("--min-file-age", min=0.0, help="Skip files modified less than this many seconds ago."),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the exit code.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings, errors and the exit code.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")]
+LogFormatOption = Annotated[
+    LogFormat, typer.Option("--log-format", help="text (timestamped lines; rich on a terminal) or json.")
+]
 
 
 @friendly_errors
@@ -49,12 +54,13 @@ def run(
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Ingest every landing file not ingested before; rebuild every event date it touches.
 
     Example: etl run --landing data/landing --warehouse data/warehouse
     """
-    setup_logging(verbose, quiet)
+    setup_logging(err, verbose, quiet, log_format)
     settings = Settings(
         landing,
         warehouse,
@@ -63,7 +69,8 @@ def run(
         max_reject_rate=max_reject_rate,
         max_depth=max_depth,
     )
-    result = pipeline.run(settings)
+    with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
+        result = pipeline.run(settings, progress=hooks)
     _finish(result, quiet)
 
 
@@ -77,24 +84,35 @@ def reprocess(
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Rebuild the event dates --from..--to (inclusive) from the raw landing files with today's code.
 
     Example: etl reprocess --from 2024-03-01 --to 2024-03-07
     """
-    setup_logging(verbose, quiet)
+    setup_logging(err, verbose, quiet, log_format)
     first, last = start.date(), end.date()
     if first > last:
         raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
     settings = Settings(landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth)
-    result = pipeline.reprocess(settings, first, last)
+    with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
+        result = pipeline.reprocess(settings, first, last, progress=hooks)
     if (
         not quiet
         and not result.nothing_to_do
         and not result.manifest["dates_written"] + result.manifest["dates_deleted"]
     ):
-        out.print(f"No events between {first} and {last}: no date was rebuilt.")
+        say(f"No events between {first} and {last}: no date was rebuilt.")
     _finish(result, quiet)
+
+
+def say(text: str) -> None:
+    """A summary line: never wrapped, so paths and numbers stay whole in log files."""
+    out.print(text, markup=False, soft_wrap=True, highlight=False)
+
+
+def _bars_wanted(quiet: bool, log_format: LogFormat) -> bool:
+    return err.is_terminal and not quiet and log_format is LogFormat.text
 
 
 def _finish(result: pipeline.RunResult, quiet: bool) -> None:
@@ -105,9 +123,9 @@ def _finish(result: pipeline.RunResult, quiet: bool) -> None:
 
 def render_summary(result: pipeline.RunResult) -> None:
     if result.nothing_to_do:
-        out.print("Nothing new in the landing zone; the warehouse is unchanged.")
+        say("Nothing new in the landing zone; the warehouse is unchanged.")
         for note in result.notes:
-            out.print(f"  note: {note}", markup=False)
+            say(f"  note: {note}")
         return
     manifest = result.manifest
     totals = manifest["totals"]
@@ -121,22 +139,22 @@ def render_summary(result: pipeline.RunResult) -> None:
     table.add_section()
     table.add_row("total", "", *(f"{totals[k]:,}" for k in ("read", "loaded", "quarantined", "duplicates")))
     out.print(table)
-    out.print(
+    say(
         f"files: {totals['files_new']} new, {totals['files_reprocessed']} reprocessed, "
         f"{totals['files_skipped']} already ingested, {totals['files_rejected']} rejected"
     )
     dates = manifest["dates_written"]
     if dates:
-        out.print(f"event dates rebuilt: {len(dates)} ({dates[0]} … {dates[-1]})")
+        say(f"event dates rebuilt: {len(dates)} ({dates[0]} … {dates[-1]})")
     if manifest["dates_deleted"]:
-        out.print(f"event dates now empty and removed: {', '.join(manifest['dates_deleted'])}")
+        say(f"event dates now empty and removed: {', '.join(manifest['dates_deleted'])}")
     if manifest["quarantine_reasons"]:
         top = ", ".join(f"{code} {count:,}" for code, count in list(manifest["quarantine_reasons"].items())[:5])
-        out.print(f"quarantine reasons: {top}")
+        say(f"quarantine reasons: {top}")
     for file in manifest["files"]:
         if file["rejected_reason"]:
-            out.print(f"  rejected {file['name']}: {file['rejected_reason']}", markup=False)
+            say(f"  rejected {file['name']}: {file['rejected_reason']}")
     for note in manifest["notes"]:
-        out.print(f"  note: {note}", markup=False)
+        say(f"  note: {note}")
     seconds = sum(manifest["timings"].values())
-    out.print(f"{manifest['outcome']} in {seconds:.1f} s; manifest: {result.manifest_path}")
+    say(f"{manifest['outcome']} in {seconds:.1f} s; manifest: {result.manifest_path}")
