@@ -59,8 +59,8 @@ format: $(STAMP) ## Format the code with ruff
 sample: $(STAMP) ## Regenerate the sample feeds in data/landing (deterministic)
 	$(BIN)/python bench/feedgen.py --sample $(LANDING)
 
-bench: $(STAMP) ## Benchmarks (see bench/README)
-	$(BIN)/python bench/run.py
+bench: $(STAMP) ## Benchmarks against the DuckDB peer and of nightly increments (EVENTS=2000000)
+	$(BIN)/python bench/run.py $(EVENTS)
 
 clean: ## Remove the generated warehouse
 	rm -rf $(WAREHOUSE)

@@ -7,13 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["incremental.py"]
+BENCHMARKS = ["speed.py", "incremental.py"]
 
 
 def main() -> None:
+    events = [f"--events={sys.argv[1]}"] if len(sys.argv) > 1 else []
     for script in BENCHMARKS:
         print(f"\n== {script} ==", flush=True)
-        subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], check=True)
+        extra = events if script == "speed.py" else []
+        subprocess.run([sys.executable, str(HERE / script), *extra], check=True)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import polars as pl
 
-from contracts import QuarantineRecord, event_columns
+from contracts import Event, QuarantineRecord, event_columns
 from etl import storage
 from etl.feeds import Limits, iter_units
 from etl.normalise import normalise_events
 from etl.records import ROW_COLUMNS, Expanded, Rejection, expand_unit
 from etl.validate import REJECTION_SCHEMA, split_valid
 
-BATCH_ROWS = 250_000
+BATCH_ROWS = 50_000
+IDENTITY_COLUMNS = ["event_id", "_ordinal", "event_date"]
 _ROW_SCHEMA = {name: (pl.Float64 if name == "timestamp_number" else pl.String) for name in ROW_COLUMNS}
 _UNREADABLE = ("unreadable_file", "invalid_json", "invalid_utf8", "record_too_large", "too_deeply_nested")
 
@@ -43,7 +44,9 @@ class Provenance:
 @dataclass
 class FileOutcome:
     file: LandingFile
-    events: pl.DataFrame  # event columns + event_date + _ordinal, duplicates within the file included
+    # Valid events (event columns + event_date + _ordinal, duplicates within the file included);
+    # only IDENTITY_COLUMNS when the events were streamed to a sink.
+    events: pl.DataFrame
     quarantine: pl.DataFrame  # QuarantineRecord columns
     read: int
     rejected: str = ""  # why the whole file was rejected, when nothing in it could be read
@@ -55,8 +58,13 @@ def ingest_file(
     provenance: Provenance,
     limits: Limits | None = None,
     on_read: Callable[[int], None] | None = None,
+    sink: Callable[[pl.DataFrame], None] | None = None,
 ) -> FileOutcome:
-    """Read, expand, normalise and judge every record of one file. Writes nothing."""
+    """Read, expand, normalise and judge every record of one file. Writes nothing itself.
+
+    With a `sink`, each batch of valid events is handed to it as soon as it is judged and only the
+    identity columns are kept, so memory does not grow with the size of the file.
+    """
     lineage = {
         "source_file": file.name,
         "source_sha256": file.sha256,
@@ -72,6 +80,9 @@ def ingest_file(
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)
+            if sink is not None:
+                sink(valid.sort("event_date", "_ordinal"))
+                valid = valid.select(IDENTITY_COLUMNS)
             events.append(valid)
             rejected.append(bad)
     except OSError as err:
@@ -81,7 +92,7 @@ def ingest_file(
         read += 1
     outcome = FileOutcome(
         file=file,
-        events=pl.concat(events) if events else _empty_events(),
+        events=pl.concat(events) if events else empty_events(IDENTITY_COLUMNS if sink else None),
         quarantine=_quarantine_frame(pl.concat(rejected) if rejected else None, lineage),
         read=read,
     )
@@ -130,7 +141,7 @@ def _with_ordinal(rejection: Rejection, ordinal: int) -> Rejection:
 def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = batch.expanded.rows
     if not rows:
-        return _empty_events(), _rejections_frame(batch)
+        return empty_events(), _rejections_frame(batch)
     columns = {name: [row[name] for row in rows] for name in ROW_COLUMNS}
     frame = pl.DataFrame(columns, schema=_ROW_SCHEMA).with_columns(
         pl.Series("_ordinal", [row["_ordinal"] for row in rows], dtype=pl.Int64),
@@ -175,12 +186,12 @@ def _quarantine_frame(rejected: pl.DataFrame | None, lineage: dict[str, object])
     )
 
 
-def _empty_events() -> pl.DataFrame:
-    from contracts import Event
-
+def empty_events(columns: list[str] | None = None) -> pl.DataFrame:
+    """A frame with no rows and the columns (and types) of a batch of valid events."""
     schema = Event.to_schema()
     dtypes = {name: schema.columns[name].dtype.type for name in event_columns()}
-    return pl.DataFrame(schema={**dtypes, "event_date": pl.Date, "_ordinal": pl.Int64})
+    frame = pl.DataFrame(schema={**dtypes, "event_date": pl.Date, "_ordinal": pl.Int64})
+    return frame.select(columns) if columns else frame
 
 
 QUARANTINE_COLUMNS = list(QuarantineRecord.to_schema().columns)

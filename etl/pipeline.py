@@ -21,7 +21,7 @@ import polars as pl
 from contracts import event_columns
 from etl import storage
 from etl.funnel import daily_funnel, lifetime_funnel
-from etl.ingest import FileOutcome, LandingFile, Provenance, ingest_file
+from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file
 from etl.landing import discover
 from etl.settings import Settings
 from etl.warehouse import Journal, Layout, RegisteredFile, load_registry, recover, registry_document, writer_lock
@@ -113,13 +113,12 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
         files_bytes = sum(f.size for f in plan.new) + sum(f.size for f, _ in plan.reparse)
         log.info("%d files to read (%s bytes)", len(plan.new) + len(plan.reparse), f"{files_bytes:,}")
         progress.on_files(len(plan.new) + len(plan.reparse), files_bytes)
-        outcomes = _ingest_all(plan, started, run_id, settings, progress)
-        timer.lap("read")
-
         journal = Journal(layout, run_id)
         try:
+            outcomes, staged = _ingest_all(layout, journal, plan, started, run_id, settings, progress)
+            timer.lap("read")
             manifest = _build_and_stage(
-                layout, journal, registry, plan, outcomes, window, started, run_id, progress, timer
+                layout, journal, registry, plan, outcomes, staged, window, started, run_id, progress, timer
             )
             manifest.update(
                 run_id=run_id,
@@ -182,18 +181,30 @@ def _plan(found: list[LandingFile], registry: dict[str, RegisteredFile], reproce
 
 
 def _ingest_all(
-    plan: _Plan, started: datetime, run_id: str, settings: Settings, progress: Progress
-) -> list[FileOutcome]:
-    """Reparsed files first in their original ingestion order, then new files by name."""
+    layout: Layout,
+    journal: Journal,
+    plan: _Plan,
+    started: datetime,
+    run_id: str,
+    settings: Settings,
+    progress: Progress,
+) -> tuple[list[FileOutcome], dict[str, Path]]:
+    """Read every file of the plan, streaming its valid events to a staged copy in the journal.
+
+    Reparsed files come first in their original ingestion order, then new files by name.
+    """
     jobs = [
         (file, Provenance(datetime.fromisoformat(entry.first_ingested_at), entry.run_id))
         for file, entry in plan.reparse
     ]
     jobs += [(file, Provenance(started, run_id)) for file in plan.new]
-    outcomes = []
+    outcomes, staged = [], {}
     for file, provenance in jobs:
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
-        outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes)
+        staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
+        sink = storage.ParquetSink(staged[file.sha256], empty_events())
+        outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=sink.write)
+        sink.close()
         log.info(
             "read %s: %s records, %s quarantined%s",
             file.name,
@@ -204,7 +215,7 @@ def _ingest_all(
         )
         outcomes.append(outcome)
         progress.on_file_done(file)
-    return outcomes
+    return outcomes, staged
 
 
 def _build_and_stage(
@@ -213,6 +224,7 @@ def _build_and_stage(
     registry: dict[str, RegisteredFile],
     plan: _Plan,
     outcomes: list[FileOutcome],
+    staged: dict[str, Path],
     window: tuple[date, date] | None,
     started: datetime,
     run_id: str,
@@ -221,12 +233,10 @@ def _build_and_stage(
 ) -> dict[str, Any]:
     new_shas = {file.sha256 for file in plan.new}
     updated = dict(registry)
-    staged_paths = {sha: layout.staged(sha) for sha in registry}
+    staged_paths = {sha: layout.staged(sha) for sha in registry} | staged
     for outcome in outcomes:
         file = outcome.file
-        staged = _staged_frame(outcome.events)
-        staged_paths[file.sha256] = journal.put_parquet(staged, layout.staged(file.sha256))
-        dates = sorted({d.isoformat() for d in staged["event_date"].unique().to_list()})
+        dates = sorted({d.isoformat() for d in outcome.events["event_date"].unique().to_list()})
         if file.sha256 in new_shas:
             updated[file.sha256] = RegisteredFile(
                 sha256=file.sha256,
@@ -247,7 +257,8 @@ def _build_and_stage(
     counts = _account(layout, plan, outcomes, staged_paths, window)
     rebuild = _dates_to_rebuild(layout, registry, updated, outcomes, new_shas, window)
     progress.on_dates(len(rebuild))
-    written, deleted, rebuilt = [], [], {}
+    written, deleted = [], []
+    rebuilt: dict[date, Path | None] = {}  # the new partition file of each rebuilt date (None: now empty)
     for day in rebuild:
         sources = [staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates]
         events = rebuild_date(sources, day)
@@ -255,12 +266,13 @@ def _build_and_stage(
             journal.delete(layout.event_partition(day))
             journal.delete(layout.daily_funnel_partition(day))
             deleted.append(day.isoformat())
+            rebuilt[day] = None
         else:
-            journal.put_parquet(events.drop("event_date"), layout.event_partition(day))
+            rebuilt[day] = journal.put_parquet(events.drop("event_date"), layout.event_partition(day))
             funnel = daily_funnel(events.lazy()).collect()
             journal.put_parquet(funnel.drop("event_date"), layout.daily_funnel_partition(day))
             written.append(day.isoformat())
-        rebuilt[day] = events
+        del events  # one date in memory at a time
         progress.on_date_done(day)
     timer.lap("rebuild dates")
 
@@ -271,11 +283,6 @@ def _build_and_stage(
     journal.put_json(registry_document(updated), layout.registry)
     timer.lap("quarantine")
     return _manifest_body(plan, outcomes, counts, written, deleted)
-
-
-def _staged_frame(events: pl.DataFrame) -> pl.DataFrame:
-    """A file's valid events, one row per event_id (its first occurrence), ordered by date for pruning."""
-    return events.unique("event_id", keep="first", maintain_order=True).sort("event_date", "_ordinal")
 
 
 def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.DataFrame:
@@ -311,17 +318,16 @@ def _dates_to_rebuild(
     return sorted(date.fromisoformat(d) for d in days)
 
 
-def _lifetime(layout: Layout, rebuilt: dict[date, pl.DataFrame]) -> pl.DataFrame:
-    columns = ["campaign_id", "event", "user_id"]
+def _lifetime(layout: Layout, rebuilt: dict[date, Path | None]) -> pl.DataFrame:
+    """The lifetime funnel over every event partition as it will be after this run: the untouched
+    published ones and the rebuilt ones in the journal. Reads three columns, streaming."""
     untouched = [layout.event_partition(d) for d in layout.event_dates() if d not in rebuilt]
-    parts = [frame.lazy().select(columns) for frame in rebuilt.values() if not frame.is_empty()]
-    if untouched:
-        parts.append(storage.scan_parquet(untouched).select(columns))
-    if not parts:
-        return lifetime_funnel(
-            pl.LazyFrame(schema={"campaign_id": pl.String, "event": pl.String, "user_id": pl.String})
-        ).collect()
-    return lifetime_funnel(pl.concat(parts)).collect()
+    paths = untouched + [path for path in rebuilt.values() if path is not None]
+    if not paths:
+        empty = pl.LazyFrame(schema={"campaign_id": pl.String, "event": pl.String, "user_id": pl.String})
+        return lifetime_funnel(empty).collect()
+    events = storage.scan_parquet(paths).select("campaign_id", "event", "user_id")
+    return lifetime_funnel(events).collect(engine="streaming")
 
 
 def _stage_quarantine(layout: Layout, journal: Journal, outcomes: list[FileOutcome]) -> None:

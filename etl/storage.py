@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import polars as pl
+import pyarrow.parquet as pq
 
 CHUNK_BYTES = 8 * 1024 * 1024
 PARQUET_COMPRESSION: Final = "zstd"
@@ -86,6 +87,28 @@ def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path, compression=PARQUET_COMPRESSION, statistics=True)
     _fsync(path)
+
+
+class ParquetSink:
+    """One Parquet file written batch by batch (so a large input never sits whole in memory)."""
+
+    def __init__(self, path: Path, empty: pl.DataFrame) -> None:
+        self.path = path
+        self._schema = empty.to_arrow().schema
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.path, self._schema, compression=PARQUET_COMPRESSION)
+        self._writer.write_table(frame.to_arrow().cast(self._schema))
+
+    def close(self) -> None:
+        if self._writer is None:
+            self.write(pl.from_arrow(self._schema.empty_table()))  # type: ignore[arg-type]
+        assert self._writer is not None
+        self._writer.close()
+        _fsync(self.path)
 
 
 def scan_parquet(paths: list[Path]) -> pl.LazyFrame:

@@ -150,6 +150,13 @@ class Journal:
         self._ops.append({"op": "replace", "src": self._rel(staged), "dst": self._rel(target)})
         return staged
 
+    def reserve(self, target: Path, suffix: str = ".parquet") -> Path:
+        """A staging path the caller writes itself, published at `target`."""
+        staged = self._next_path(suffix)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        self._ops.append({"op": "replace", "src": self._rel(staged), "dst": self._rel(target)})
+        return staged
+
     def put_json(self, data: Any, target: Path) -> None:
         staged = self._next_path(".json")
         storage.write_json(data, staged)
