@@ -14,16 +14,10 @@ from pathlib import Path
 
 import duckdb
 
-EVENTS = {
-    "Message Sent": "sent",
-    "Message Delivered": "delivered",
-    "Message Viewed": "viewed",
-    "Message Clicked": "clicked",
-    "Message Unsubscribed": "unsubscribed",
-    "Message soft_bounced": "soft_bounced",
-    "Message hard_bounced": "hard_bounced",
-    "Message marked_as_spam": "marked_as_spam",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from contracts import FUNNEL_NAMES  # noqa: E402
+
+EVENTS = FUNNEL_NAMES  # event name -> funnel column, as the contract defines them
 
 
 def source(feed: Path, shape: str) -> str:

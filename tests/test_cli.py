@@ -168,3 +168,17 @@ def test_version_and_help() -> None:
     for command in ("run", "reprocess", "validate", "metrics", "report", "contract"):
         assert command in help_text
     assert "Example" in etl("run", "--help").stdout
+
+
+def test_a_second_run_on_a_busy_warehouse_exits_1_naming_the_holder(landing: Path, tmp_path: Path) -> None:
+    import os
+    import socket
+
+    warehouse = tmp_path / "wh"
+    (warehouse / "_state").mkdir(parents=True)
+    holder = {"run_id": "20240601T020000Z-abc123", "pid": os.getpid(), "host": socket.gethostname()}
+    (warehouse / "_state" / "lock.json").write_text(json.dumps(holder))
+    done = etl("run", "--landing", str(landing), "--warehouse", str(warehouse))
+    assert done.returncode == 1
+    assert "in use by run 20240601T020000Z-abc123" in done.stderr and "Traceback" not in done.stderr
+    assert not (warehouse / "events").exists()
