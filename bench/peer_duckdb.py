@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from contracts import FUNNEL_NAMES  # noqa: E402
+from contracts import FUNNEL_NAMES
 
 EVENTS = FUNNEL_NAMES  # event name -> funnel column, as the contract defines them
 
