@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from contracts import Event, QuarantineRecord, event_columns
+from contracts import Event, event_columns
 from etl import storage
 from etl.feeds import Limits, iter_units
 from etl.normalise import normalise_events
@@ -87,7 +87,7 @@ def ingest_file(
             rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"
-        unreadable = _Batch(Expanded(rejections=[Rejection("file", "", "unreadable_file", detail)]), read)
+        unreadable = _Batch(Expanded(rejections=[Rejection("file", "", "unreadable_file", detail, read)]), read)
         rejected.append(_rejections_frame(unreadable))
         read += 1
     outcome = FileOutcome(
@@ -125,17 +125,13 @@ def _batches(units: Iterator, first_ordinal: int) -> Iterator[_Batch]:  # type: 
             row["_ordinal"] = batch.first_ordinal + batch.count
             batch.expanded.rows.append(row)
         for rejection in expanded.rejections:
-            batch.expanded.rejections.append(_with_ordinal(rejection, batch.first_ordinal + batch.count))
+            rejection.ordinal = batch.first_ordinal + batch.count
+            batch.expanded.rejections.append(rejection)
         if batch.count >= BATCH_ROWS:
             yield batch
             batch = _Batch(Expanded(), batch.first_ordinal + batch.count)
     if batch.count:
         yield batch
-
-
-def _with_ordinal(rejection: Rejection, ordinal: int) -> Rejection:
-    rejection.ordinal = ordinal  # type: ignore[attr-defined]
-    return rejection
 
 
 def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -163,7 +159,7 @@ def _rejections_frame(batch: _Batch) -> pl.DataFrame:
             "raw": [r.raw for r in rejections],
             "reason": [r.reason for r in rejections],
             "detail": [r.detail for r in rejections],
-            "_ordinal": [getattr(r, "ordinal", batch.first_ordinal) for r in rejections],
+            "_ordinal": [r.ordinal for r in rejections],
         },
         schema=REJECTION_SCHEMA,
     )
@@ -192,6 +188,3 @@ def empty_events(columns: list[str] | None = None) -> pl.DataFrame:
     dtypes = {name: schema.columns[name].dtype.type for name in event_columns()}
     frame = pl.DataFrame(schema={**dtypes, "event_date": pl.Date, "_ordinal": pl.Int64})
     return frame.select(columns) if columns else frame
-
-
-QUARANTINE_COLUMNS = list(QuarantineRecord.to_schema().columns)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,32 +29,24 @@ def discover(landing: Path, min_file_age: float = 0.0, known: KnownHashes | None
     """
     known = known or {}
     found = Discovery()
-    root = landing.resolve()
     now = time.time()
-    for directory, subdirs, names in os.walk(landing, followlinks=False):
-        subdirs.sort()
-        for name in sorted(names):
-            if not is_feed_file(name):
+    for entry in storage.list_files(landing):
+        if not is_feed_file(entry.path.name):
+            continue
+        relative = entry.relative
+        if entry.escapes_root:
+            found.notes.append(f"{relative}: skipped, a symbolic link pointing outside the landing zone")
+            continue
+        try:
+            stat = storage.file_stat(entry.path)
+            if now - stat.st_mtime < min_file_age:
+                found.notes.append(f"{relative}: skipped for now, modified less than {min_file_age:g} s ago")
                 continue
-            path = Path(directory) / name
-            relative = path.relative_to(landing).as_posix()
-            if path.is_symlink() and not _inside(path.resolve(), root):
-                found.notes.append(f"{relative}: skipped, a symbolic link pointing outside the landing zone")
-                continue
-            try:
-                stat = path.stat()
-                if now - stat.st_mtime < min_file_age:
-                    found.notes.append(f"{relative}: skipped for now, modified less than {min_file_age:g} s ago")
-                    continue
-                sha256 = known.get((relative, stat.st_size, stat.st_mtime_ns)) or storage.sha256_of(path)
-            except OSError as err:
-                found.notes.append(f"{relative}: skipped, cannot be read ({err.strerror or err})")
-                continue
-            found.files.append(
-                LandingFile(path=path, name=relative, sha256=sha256, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-            )
+            sha256 = known.get((relative, stat.st_size, stat.st_mtime_ns)) or storage.sha256_of(entry.path)
+        except OSError as err:
+            found.notes.append(f"{relative}: skipped, cannot be read ({err.strerror or err})")
+            continue
+        found.files.append(
+            LandingFile(path=entry.path, name=relative, sha256=sha256, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        )
     return found
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents

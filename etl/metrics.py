@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from contracts import DailyFunnel, LifetimeFunnel, QuarantineRecord
+from etl import storage
 from etl.warehouse import DAILY_FUNNEL, EVENTS, QUARANTINE, Layout
 
 
@@ -17,15 +18,12 @@ def _empty(model: type) -> pl.DataFrame:
 
 
 def _scan_table(root: Path, table: str) -> pl.LazyFrame | None:
-    folder = root / table
-    if not any(folder.glob("*/*.parquet")):
-        return None
-    return pl.scan_parquet(str(folder / "**" / "*.parquet"), hive_partitioning=True)
+    return storage.scan_table(root / table)
 
 
 def lifetime(warehouse: Path) -> pl.DataFrame:
     path = Layout(warehouse).lifetime_funnel
-    return pl.read_parquet(path) if path.is_file() else _empty(LifetimeFunnel)
+    return storage.read_parquet(path) if path.is_file() else _empty(LifetimeFunnel)
 
 
 def daily(warehouse: Path, start: date | None = None, end: date | None = None) -> pl.DataFrame:

@@ -46,6 +46,7 @@ class Rejection:
     raw: str
     reason: str
     detail: str
+    ordinal: int = 0  # the record's sequence number in its file, set when it is counted
 
 
 @dataclass

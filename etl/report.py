@@ -11,6 +11,7 @@ import polars as pl
 
 from contracts import REASONS
 from etl import metrics as tables
+from etl import storage
 
 STAGES = ("sent", "delivered", "viewed", "clicked")
 EXITS = ("soft_bounced", "hard_bounced", "unsubscribed", "marked_as_spam")
@@ -48,8 +49,7 @@ def render_report(warehouse: Path, generated: datetime | None = None) -> str:
 
 
 def write_report(warehouse: Path, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(warehouse), encoding="utf-8")
+    storage.write_text(render_report(warehouse), out)
     return out
 
 

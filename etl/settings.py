@@ -1,8 +1,7 @@
-"""Run settings: parsed once from command-line options and ETL_* environment variables."""
+"""Run settings: one typed object, filled from command-line options and ETL_* variables by the CLI."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +23,3 @@ class Settings:
     @property
     def limits(self) -> Limits:
         return Limits(self.max_record_bytes, self.max_depth)
-
-
-def from_environment(**overrides: object) -> Settings:
-    """Settings from ETL_* variables, with explicit (non-None) overrides taking precedence."""
-    env = os.environ
-    values: dict[str, object] = {
-        "landing": Path(env.get("ETL_LANDING", DEFAULT_LANDING)),
-        "warehouse": Path(env.get("ETL_WAREHOUSE", DEFAULT_WAREHOUSE)),
-    }
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    return Settings(**values)  # type: ignore[arg-type]

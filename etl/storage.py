@@ -12,6 +12,7 @@ import os
 import shutil
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -72,6 +73,48 @@ def _gunzip(stream: BinaryIO | _Counted, chunk_bytes: int) -> Iterator[bytes]:
         raise FeedReadError(f"the compressed stream is corrupt ({err})") from err
     if started and not decompressor.eof:
         raise FeedReadError("the compressed stream is truncated")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file found by `list_files`: where it is, and whether it is a link leading out of the root."""
+
+    path: Path
+    relative: str
+    escapes_root: bool
+
+
+def list_files(root: Path) -> Iterator[Entry]:
+    """Every file under `root`, sorted, without following directory links."""
+    resolved = root.resolve()
+    for directory, subdirs, names in os.walk(root, followlinks=False):
+        subdirs.sort()
+        for name in sorted(names):
+            path = Path(directory) / name
+            escapes = path.is_symlink() and not _inside(path.resolve(), resolved)
+            yield Entry(path, path.relative_to(root).as_posix(), escapes)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def file_stat(path: Path) -> os.stat_result:
+    return path.stat()
+
+
+def list_dirs(path: Path) -> list[str]:
+    """Names of the folders directly in `path` (none when it does not exist)."""
+    if not path.is_dir():
+        return []
+    return sorted(entry.name for entry in path.iterdir() if entry.is_dir())
+
+
+def scan_table(folder: Path) -> pl.LazyFrame | None:
+    """A Hive-partitioned table folder as one lazy frame; None when it holds no Parquet file yet."""
+    if not any(folder.glob("*/*.parquet")):
+        return None
+    return pl.scan_parquet(str(folder / "**" / "*.parquet"), hive_partitioning=True)
 
 
 def sha256_of(path: Path) -> str:

@@ -81,17 +81,11 @@ class Layout:
     def event_dates(self) -> list[date]:
         return _partition_dates(self.root / EVENTS, "event_date")
 
-    def quarantine_dates(self) -> list[date]:
-        return _partition_dates(self.root / QUARANTINE, "ingest_date")
-
 
 def _partition_dates(table: Path, key: str) -> list[date]:
-    if not table.is_dir():
-        return []
     days = []
-    for entry in table.iterdir():
-        name = entry.name
-        if name.startswith(f"{key}=") and (entry / PART).is_file():
+    for name in storage.list_dirs(table):
+        if name.startswith(f"{key}=") and (table / name / PART).is_file():
             try:
                 days.append(date.fromisoformat(name.split("=", 1)[1]))
             except ValueError:
