@@ -26,7 +26,8 @@ PREVIEW_CHARS = 4096
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _STRUCTURE = re.compile(r'["\[\]{},]')
 _STRING_END = re.compile(r'["\\]')
-_NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
+_SEPARATORS = re.compile(r"[ \t\r\n,]*")  # between array elements; stray and trailing commas carry no data
 _LINE_COLUMN = re.compile(r"at line 1, column (\d+)$")
 
 
@@ -239,14 +240,12 @@ class _TextBuffer:
         self._line_pos = 0
         self.pos = 0
 
-    def next_char(self) -> str:
-        """Skip white space; the next character, or "" at the end of the stream."""
+    def next_char(self, skip: re.Pattern[str] = _WHITESPACE) -> str:
+        """Skip what `skip` matches (white space); the next character, or "" at the end of the stream."""
         while True:
-            match = _NOT_WHITESPACE.search(self.text, self.pos)
-            if match:
-                self.pos = match.start()
+            self.pos = skip.match(self.text, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.text):
                 return self.text[self.pos]
-            self.pos = len(self.text)
             self.compact()
             if not self.fill():
                 return ""
@@ -283,13 +282,10 @@ def _iter_array(buffer: _TextBuffer, prefix: str, limits: Limits) -> Iterator[Un
     index = 0
     while True:
         buffer.compact()
-        char = buffer.next_char()
+        char = buffer.next_char(_SEPARATORS)
         if char in ("", "]"):
             buffer.pos += 1 if char else 0
             return
-        if char == ",":  # separators, and the stray or trailing commas people leave, carry no data
-            buffer.pos += 1
-            continue
         yield _decode_value(buffer, f"{prefix}element {index}", limits)
         index += 1
 

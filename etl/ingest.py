@@ -11,9 +11,9 @@ import polars as pl
 
 from contracts import Event, event_columns
 from etl import storage
-from etl.feeds import Limits, iter_units
+from etl.feeds import Limits, Unit, iter_units
 from etl.normalise import normalise_events
-from etl.records import ROW_COLUMNS, Expanded, Rejection, expand_unit
+from etl.records import ROW_COLUMNS, Expanded, Rejection, Row, expand_unit
 from etl.validate import REJECTION_SCHEMA, split_valid
 
 BATCH_ROWS = 50_000
@@ -87,7 +87,7 @@ def ingest_file(
             rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"
-        unreadable = _Batch(Expanded(rejections=[Rejection("file", "", "unreadable_file", detail, read)]), read)
+        unreadable = _Batch(read, rejections=[Rejection("file", "", "unreadable_file", detail, read)], count=1)
         rejected.append(_rejections_frame(unreadable))
         read += 1
     outcome = FileOutcome(
@@ -107,40 +107,44 @@ def ingest_file(
 
 @dataclass
 class _Batch:
-    expanded: Expanded
+    """Records of one batch; every row and rejection numbered in file order (its ordinal)."""
+
     first_ordinal: int
+    rows: list[Row] = field(default_factory=list)
+    ordinals: list[int] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    count: int = 0
     parsed: bool = False
 
-    @property
-    def count(self) -> int:
-        return len(self.expanded.rows) + len(self.expanded.rejections)
+    def add(self, expanded: Expanded) -> None:
+        # A record's rows come before its rejections in the numbering; both stay within the record.
+        start = self.first_ordinal + self.count
+        self.rows.extend(expanded.rows)
+        self.ordinals.extend(range(start, start + len(expanded.rows)))
+        for offset, rejection in enumerate(expanded.rejections, start=start + len(expanded.rows)):
+            rejection.ordinal = offset
+            self.rejections.append(rejection)
+        self.count += len(expanded.rows) + len(expanded.rejections)
 
 
-def _batches(units: Iterator, first_ordinal: int) -> Iterator[_Batch]:  # type: ignore[type-arg]
-    batch = _Batch(Expanded(), first_ordinal)
+def _batches(units: Iterator[Unit], first_ordinal: int) -> Iterator[_Batch]:
+    batch = _Batch(first_ordinal)
     for unit in units:
-        expanded = expand_unit(unit)
+        batch.add(expand_unit(unit))
         batch.parsed = batch.parsed or unit.error is None
-        for row in expanded.rows:
-            row["_ordinal"] = batch.first_ordinal + batch.count
-            batch.expanded.rows.append(row)
-        for rejection in expanded.rejections:
-            rejection.ordinal = batch.first_ordinal + batch.count
-            batch.expanded.rejections.append(rejection)
         if batch.count >= BATCH_ROWS:
             yield batch
-            batch = _Batch(Expanded(), batch.first_ordinal + batch.count)
+            batch = _Batch(batch.first_ordinal + batch.count)
     if batch.count:
         yield batch
 
 
 def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    rows = batch.expanded.rows
-    if not rows:
+    if not batch.rows:
         return empty_events(), _rejections_frame(batch)
-    columns = {name: [row[name] for row in rows] for name in ROW_COLUMNS}
+    columns = dict(zip(ROW_COLUMNS, (list(column) for column in zip(*batch.rows, strict=True)), strict=True))
     frame = pl.DataFrame(columns, schema=_ROW_SCHEMA).with_columns(
-        pl.Series("_ordinal", [row["_ordinal"] for row in rows], dtype=pl.Int64),
+        pl.Series("_ordinal", batch.ordinals, dtype=pl.Int64),
         pl.lit(lineage["source_file"], dtype=pl.String).alias("source_file"),
         pl.lit(lineage["source_sha256"], dtype=pl.String).alias("source_sha256"),
         pl.lit(lineage["ingested_at"], dtype=pl.Datetime("us", "UTC")).alias("ingested_at"),
@@ -152,7 +156,7 @@ def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.
 
 
 def _rejections_frame(batch: _Batch) -> pl.DataFrame:
-    rejections = batch.expanded.rejections
+    rejections = batch.rejections
     return pl.DataFrame(
         {
             "source_position": [r.position for r in rejections],

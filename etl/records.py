@@ -49,9 +49,13 @@ class Rejection:
     ordinal: int = 0  # the record's sequence number in its file, set when it is counted
 
 
+#: One event row: a value for each of ROW_COLUMNS, in that order.
+Row = tuple[Any, ...]
+
+
 @dataclass
 class Expanded:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
 
 
@@ -71,7 +75,9 @@ def expand_unit(unit: Unit) -> Expanded:
         out.rejections.append(Rejection(unit.position, unit.raw, "not_an_object", detail))
         return out
     if "events" not in record:
-        out.rows.append(_row([("record", record)], unit.position, unit.raw))
+        out.rows.append(
+            _fast_row(record, unit.position, unit.raw) or _row([("record", record)], unit.position, unit.raw)
+        )
         return out
     events = record["events"]
     if not isinstance(events, list) or not events:
@@ -83,14 +89,46 @@ def expand_unit(unit: Unit) -> Expanded:
     for index, event in enumerate(events):
         position = f"{unit.position} event {index}"
         if isinstance(event, dict):
-            out.rows.append(_row([("payload", payload), ("event", event)], position, unit.raw))
+            fast = _fast_payload_row(payload, event, position, unit.raw)
+            out.rows.append(fast or _row([("payload", payload), ("event", event)], position, unit.raw))
         else:
             detail = f"events[{index}]: expected a JSON object, found {_json_type(event)}"
             out.rejections.append(Rejection(position, unit.raw, "not_an_object", detail))
     return out
 
 
-def _row(levels: list[tuple[str, dict[str, Any]]], position: str, raw: str) -> dict[str, Any]:
+_FLAT_KEYS = frozenset({*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS})
+_EVENT_KEYS = frozenset({"event", "timestamp", "properties"})
+_PROPERTY_KEYS = frozenset(PROPERTY_COLUMNS)
+
+
+def _fast_row(fields: dict[str, Any], position: str, raw: str) -> Row | None:
+    """The common case without the general machinery: known keys only, one user key, every value a
+    string. Gives exactly what `_row` gives for such a record; None for anything else."""
+    if not fields.keys() <= _FLAT_KEYS or ("id" in fields and "userId" in fields):
+        return None
+    for value in fields.values():
+        if type(value) is not str:
+            return None
+    get = fields.get
+    user = get("id", get("userId", "")).strip() or None
+    # In ROW_COLUMNS order.
+    return (user, get("event"), get("timestamp"), None, get("channel"), get("type"), get("url"),
+            get("campaignId"), get("messageId"), None, None, None, position, raw)  # fmt: skip
+
+
+def _fast_payload_row(payload: dict[str, Any], event: dict[str, Any], position: str, raw: str) -> Row | None:
+    """`_fast_row` for one event of an API payload whose levels share no key."""
+    properties = event.get("properties", {})
+    if not (event.keys() <= _EVENT_KEYS and payload.keys() <= set(USER_KEYS) and type(properties) is dict):
+        return None
+    if not properties.keys() <= _PROPERTY_KEYS:
+        return None
+    fields = {**payload, **{k: v for k, v in event.items() if k != "properties"}, **properties}
+    return _fast_row(fields, position, raw)
+
+
+def _row(levels: list[tuple[str, dict[str, Any]]], position: str, raw: str) -> Row:
     """One event row from nested levels (outermost first); `properties` objects are a level too."""
     levels = _with_properties(levels)
     found: dict[str, list[tuple[str, Any]]] = {}
@@ -112,7 +150,7 @@ def _row(levels: list[tuple[str, dict[str, Any]]], position: str, raw: str) -> d
         row[column] = _single(found, key, wrong, extra, _as_text)
     row["extra"] = json.dumps(extra, ensure_ascii=False) if extra else None
     row["wrong_type"] = "; ".join(wrong) if wrong else None
-    return row
+    return tuple(row[name] for name in ROW_COLUMNS)
 
 
 def _with_properties(levels: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
