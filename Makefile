@@ -23,7 +23,7 @@ install: $(STAMP) ## Create .venv and install the package with its test tools
 run: $(STAMP) ## Run the nightly job on the sample feeds, then write the report
 	$(BIN)/etl run --landing $(LANDING) --warehouse $(WAREHOUSE); code=$$?; \
 	  [ $$code -eq 0 -o $$code -eq 3 ] || exit $$code; \
-	  $(BIN)/etl report --warehouse $(WAREHOUSE) && $(BIN)/etl metrics --warehouse $(WAREHOUSE)
+	  $(BIN)/etl report --warehouse $(WAREHOUSE) && $(BIN)/etl metrics --warehouse $(WAREHOUSE) && exit $$code
 
 reprocess: $(STAMP) ## Rebuild event dates: make reprocess FROM=YYYY-MM-DD TO=YYYY-MM-DD
 	@[ -n "$(FROM)" -a -n "$(TO)" ] || { echo "usage: make reprocess FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
