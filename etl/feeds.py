@@ -128,8 +128,9 @@ class _Line:
     oversized: int = 0  # the whole line's size when it was over the limit (data is then a preview)
 
 
-def iter_line_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Unit]:
-    for number, line in enumerate(_iter_lines(chunks, limits.max_record_bytes), start=1):
+def iter_line_units(chunks: Iterator[bytes], limits: Limits, first_line: int = 1) -> Iterator[Unit]:
+    """Every record of NDJSON bytes whose first line is line `first_line` of its file."""
+    for number, line in enumerate(_iter_lines(chunks, limits.max_record_bytes), start=first_line):
         data = line.data.removeprefix(codecs.BOM_UTF8) if number == 1 else line.data
         stripped = data.strip(b" \t\r\n")
         position = f"line {number}"

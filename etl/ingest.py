@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,9 +12,11 @@ import polars as pl
 
 from contracts import Event, event_columns
 from etl import storage
-from etl.feeds import Limits, Unit, iter_units
+from etl.fastpath import raw_lines, read_block
+from etl.feeds import Limits, Unit, is_line_delimited, iter_line_units, iter_units
 from etl.normalise import normalise_events
 from etl.records import ROW_COLUMNS, Expanded, Rejection, Row, expand_unit
+from etl.storage import FeedReadError
 from etl.validate import REJECTION_SCHEMA, split_valid
 
 BATCH_ROWS = 50_000
@@ -76,7 +79,7 @@ def ingest_file(
     read = 0
     parsed_any = False
     try:
-        for batch in _batches(iter_units(file.name, storage.iter_bytes(file.path, on_read=on_read), limits), read):
+        for batch in _file_batches(file, limits or Limits(), on_read):
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)
@@ -107,7 +110,11 @@ def ingest_file(
 
 @dataclass
 class _Batch:
-    """Records of one batch; every row and rejection numbered in file order (its ordinal)."""
+    """Records of one batch; every row and rejection numbered in file order (its ordinal).
+
+    Rows come as tuples from the record-by-record path, or as a ready `frame` from the vectorised
+    path, which keeps the `block` of lines to find the original text of rejected rows.
+    """
 
     first_ordinal: int
     rows: list[Row] = field(default_factory=list)
@@ -115,6 +122,8 @@ class _Batch:
     rejections: list[Rejection] = field(default_factory=list)
     count: int = 0
     parsed: bool = False
+    frame: pl.DataFrame | None = None
+    block: bytes = b""
 
     def add(self, expanded: Expanded) -> None:
         # A record's rows come before its rejections in the numbering; both stay within the record.
@@ -125,6 +134,54 @@ class _Batch:
             rejection.ordinal = offset
             self.rejections.append(rejection)
         self.count += len(expanded.rows) + len(expanded.rejections)
+
+
+def _file_batches(file: LandingFile, limits: Limits, on_read: Callable[[int], None] | None) -> Iterator[_Batch]:
+    chunks = storage.iter_bytes(file.path, on_read=on_read)
+    if is_line_delimited(file.name):
+        return _line_batches(chunks, limits)
+    return _batches(iter_units(file.name, chunks, limits), 0)
+
+
+def _line_batches(chunks: Iterator[bytes], limits: Limits) -> Iterator[_Batch]:
+    """NDJSON in blocks of whole lines: each block read at once when it is clean, else record by record."""
+    line, ordinal, carry = 1, 0, b""
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except FeedReadError as err:
+            yield from _batches(iter_line_units(_then_fail(carry, err), limits, line), ordinal)
+            return
+        if chunk is None:
+            break
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) > limits.max_record_bytes:  # one enormous line: stream the rest slowly
+            rest = itertools.chain([data], chunks)
+            yield from _batches(iter_line_units(rest, limits, line), ordinal)
+            return
+        block, carry = data[:cut], data[cut:]
+        for batch in _block_batches(block, line, ordinal, limits):
+            ordinal += batch.count
+            yield batch
+        line += block.count(b"\n")
+    for batch in _block_batches(carry, line, ordinal, limits):
+        yield batch
+
+
+def _block_batches(block: bytes, first_line: int, first_ordinal: int, limits: Limits) -> Iterator[_Batch]:
+    if not block:
+        return
+    rows = read_block(block, first_line, limits.max_record_bytes)
+    if rows is not None:
+        yield _Batch(first_ordinal, count=rows.height, parsed=True, frame=rows, block=block)
+    else:
+        yield from _batches(iter_line_units(iter([block]), limits, first_line), first_ordinal)
+
+
+def _then_fail(data: bytes, error: FeedReadError) -> Iterator[bytes]:
+    yield data
+    raise error
 
 
 def _batches(units: Iterator[Unit], first_ordinal: int) -> Iterator[_Batch]:
@@ -140,11 +197,18 @@ def _batches(units: Iterator[Unit], first_ordinal: int) -> Iterator[_Batch]:
 
 
 def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    if not batch.rows:
+    if batch.frame is not None:
+        rows = batch.frame.with_columns(
+            (pl.int_range(pl.len(), dtype=pl.Int64) + batch.first_ordinal).alias("_ordinal")
+        )
+    elif batch.rows:
+        columns = dict(zip(ROW_COLUMNS, (list(column) for column in zip(*batch.rows, strict=True)), strict=True))
+        rows = pl.DataFrame(columns, schema=_ROW_SCHEMA).with_columns(
+            pl.Series("_ordinal", batch.ordinals, dtype=pl.Int64)
+        )
+    else:
         return empty_events(), _rejections_frame(batch)
-    columns = dict(zip(ROW_COLUMNS, (list(column) for column in zip(*batch.rows, strict=True)), strict=True))
-    frame = pl.DataFrame(columns, schema=_ROW_SCHEMA).with_columns(
-        pl.Series("_ordinal", batch.ordinals, dtype=pl.Int64),
+    frame = rows.with_columns(
         pl.lit(lineage["source_file"], dtype=pl.String).alias("source_file"),
         pl.lit(lineage["source_sha256"], dtype=pl.String).alias("source_sha256"),
         pl.lit(lineage["ingested_at"], dtype=pl.Datetime("us", "UTC")).alias("ingested_at"),
@@ -152,6 +216,9 @@ def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.
     )
     candidates = normalise_events(frame.lazy()).collect()
     valid, bad = split_valid(candidates)
+    if batch.frame is not None and bad.height:  # the vectorised path keeps raw text only where needed
+        indexes = [ordinal - batch.first_ordinal for ordinal in bad["_ordinal"].to_list()]
+        bad = bad.with_columns(pl.Series("raw", raw_lines(batch.block, indexes), dtype=pl.String))
     return valid, pl.concat([_rejections_frame(batch), bad])
 
 

@@ -22,6 +22,8 @@ PROPERTY_COLUMNS: dict[str, str] = {
     "messageId": "message_id",
 }
 USER_KEYS = ("id", "userId")
+#: White space trimmed from user ids (ASCII, the same in Python and in polars).
+TRIM = " \t\n\r\x0b\x0c"
 _RESERVED = {"event", "timestamp", "properties", *USER_KEYS, *PROPERTY_COLUMNS}
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -111,7 +113,7 @@ def _fast_row(fields: dict[str, Any], position: str, raw: str) -> Row | None:
         if type(value) is not str:
             return None
     get = fields.get
-    user = get("id", get("userId", "")).strip() or None
+    user = get("id", get("userId", "")).strip(TRIM) or None
     # In ROW_COLUMNS order.
     return (user, get("event"), get("timestamp"), None, get("channel"), get("type"), get("url"),
             get("campaignId"), get("messageId"), None, None, None, position, raw)  # fmt: skip
@@ -192,8 +194,8 @@ def _user_id(found: dict[str, list[tuple[str, Any]]], wrong: list[str]) -> tuple
             text, problem = _as_text(value)
             if problem:
                 wrong.append(f"{key} {problem}")
-            elif text is not None and text.strip():
-                values.append((key, text.strip()))
+            elif text is not None and text.strip(TRIM):
+                values.append((key, text.strip(TRIM)))
     distinct = dict.fromkeys(text for _, text in values)
     if len(distinct) > 1:
         shown = ", ".join(f"{key}={text!r}" for key, text in values)
