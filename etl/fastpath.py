@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import re
 
 import numpy as np
 import polars as pl
@@ -24,15 +23,15 @@ _KEYS = (*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS)
 _PARSE = pj.ParseOptions(
     explicit_schema=pa.schema([(key, pa.string()) for key in _KEYS]), unexpected_field_behavior="error"
 )
-_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r]*\n")
 
 
 def read_block(block: bytes, first_line: int, max_record_bytes: int) -> pl.DataFrame | None:
     """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete lines, or None to go slowly."""
-    if not block or block.startswith(codecs.BOM_UTF8) or _BLANK_LINE.search(block):
-        return None  # a blank line would shift line numbers; a BOM is the slow path's to strip
-    if _longest_line(block) > max_record_bytes or not _is_utf8(block):
-        return None  # Arrow would pass invalid UTF-8 through into the strings
+    if not block or block.startswith(codecs.BOM_UTF8):
+        return None  # a BOM is the slow path's to strip
+    longest, blank = _line_facts(block)
+    if blank or longest > max_record_bytes or not _is_utf8(block):
+        return None  # Arrow skips blank lines (shifting line numbers) and passes invalid UTF-8 through
     try:
         table = pj.read_json(io.BytesIO(block), parse_options=_PARSE)
     except (pa.ArrowException, ValueError):  # refused: some record needs a closer look
@@ -76,7 +75,13 @@ def _is_utf8(block: bytes) -> bool:
     return True
 
 
-def _longest_line(block: bytes) -> int:
-    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-    bounds = np.concatenate(([-1], ends, [len(block)]))
-    return int(np.diff(bounds).max()) - 1
+def _line_facts(block: bytes) -> tuple[int, bool]:
+    """(length of the longest line, whether any line is blank) of a block; a final newline ends a line."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(block))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    visible = np.concatenate(([0], np.cumsum((data != 32) & (data != 9) & (data != 13) & (data != 10))))
+    blank = bool(np.any(visible[ends] - visible[starts] == 0))
+    return int((ends - starts).max()), blank
