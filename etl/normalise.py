@@ -14,6 +14,8 @@ _TIMESTAMP = (
     r"\s*(?<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 _CANONICAL_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
+_SIMPLE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+_SIMPLE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MS_EPOCH_ABOVE = 1e11
 # Epoch range the output type can hold as calendar dates: 0001-01-01 to 9999-12-31.
 _MIN_EPOCH_US = -62_135_596_800_000_000
@@ -61,7 +63,19 @@ def canonical_event(name: pl.Expr) -> pl.Expr:
 
 
 def parse_timestamp_text(text: pl.Expr) -> pl.Expr:
-    """ISO 8601 / RFC 3339 text -> UTC microseconds; null when it is not an accepted form."""
+    """ISO 8601 / RFC 3339 text -> UTC microseconds; null when it is not an accepted form.
+
+    The most common form (`2024-03-01T10:00:00Z`) is parsed directly; the others through the general
+    pattern, which is several times slower. Both give the same value for the common form.
+    """
+    simple = text.str.contains(_SIMPLE_TIMESTAMP)
+    direct = pl.when(simple).then(text).str.strptime(pl.Datetime("us"), _SIMPLE_FORMAT, strict=False)
+    utc = pl.coalesce(direct.dt.replace_time_zone("UTC"), parse_timestamp_general(pl.when(~simple).then(text)))
+    return pl.when(utc.dt.year().is_between(1, 9999)).then(utc)
+
+
+def parse_timestamp_general(text: pl.Expr) -> pl.Expr:
+    """Every accepted text form, through one pattern and a canonical rewrite."""
     parts = text.str.strip_chars().str.extract_groups(_TIMESTAMP)
     offset = parts.struct.field("offset")
     digits = offset.str.replace(":", "").str.pad_end(5, "0")

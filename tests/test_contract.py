@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from contracts import EVENT_NAMES, REASON_CODES, EventCandidate
 from contracts.docs import contract_document
-from etl.normalise import canonical_event, parse_epoch, parse_timestamp_text
+from etl.normalise import canonical_event, parse_epoch, parse_timestamp_general, parse_timestamp_text
 from tests.helpers import INGESTED_AT, ingest_text, record
 
 
@@ -309,3 +309,27 @@ def test_candidate_model_rejects_every_rule_at_once(tmp_path: Path) -> None:
     for other in ("missing_user_id", "unknown_event", "invalid_timestamp"):
         assert other in row["detail"].split("also:")[1]
     assert EventCandidate.to_schema().columns["wrong_type"].nullable
+
+
+timestamp_texts = st.one_of(
+    st.builds(
+        "{:04d}-{:02d}-{:02d}{}{:02d}:{:02d}:{:02d}{}".format,
+        st.integers(0, 9999),
+        st.integers(0, 13),
+        st.integers(0, 32),
+        st.sampled_from(["T", " ", "t"]),
+        st.integers(0, 25),
+        st.integers(0, 61),
+        st.integers(0, 61),
+        st.sampled_from(["Z", "z", "", "+01:00", ".5Z", " Z"]),
+    ),
+    st.text(alphabet="0123456789-:TZ .+", max_size=22),
+)
+
+
+@given(st.lists(timestamp_texts, min_size=1, max_size=20))
+def test_direct_timestamp_parse_agrees_with_the_general_one(texts: list[str]) -> None:
+    frame = pl.DataFrame({"t": texts})
+    direct = frame.select(parse_timestamp_text(pl.col("t"))).to_series()
+    general = frame.select(parse_timestamp_general(pl.col("t"))).to_series()
+    assert direct.to_list() == general.to_list()
