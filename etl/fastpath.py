@@ -1,4 +1,7 @@
-"""The vectorised reading path: a block of NDJSON lines parsed at once by Arrow's JSON reader.
+"""The vectorised reading path: a block of records parsed at once by Arrow's JSON reader.
+
+NDJSON blocks are read as they are; a window of a JSON array of flat objects is first rewritten as
+NDJSON with numpy (string-aware: quotes are paired, so braces and commas inside strings are ignored).
 
 Arrow's reader is strict with an explicit schema: a value of another JSON type, an unknown key, a key
 given twice, invalid UTF-8, a lone surrogate or bad JSON makes it refuse the whole block. A block is
@@ -12,6 +15,8 @@ from __future__ import annotations
 import codecs
 import io
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -21,6 +26,7 @@ import pyarrow.json as pj
 from etl.records import PROPERTY_COLUMNS, ROW_COLUMNS, TRIM, USER_KEYS
 
 _KEYS = (*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS)
+WINDOW_CHARS = 8 * 1024 * 1024
 # Arrow reads `{...} {...}` on one line as two records; with a blank line elsewhere the count would
 # still match, so such lines go record by record. (A string holding "}{" only costs that block speed.)
 _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r]*\{")
@@ -29,11 +35,17 @@ _PARSE = pj.ParseOptions(
 )
 
 
-def read_block(block: bytes, first_line: int, max_record_bytes: int) -> pl.DataFrame | None:
-    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete lines, or None to go slowly."""
+def read_block(
+    block: bytes, first_line: int, max_record_bytes: int, position: str = "line {}", one_per_line: bool = False
+) -> pl.DataFrame | None:
+    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete lines, or None to go slowly.
+
+    Line k of the block (from 0) gets the source position `position` filled with `first_line + k`;
+    `one_per_line` says the block was built with exactly one record a line.
+    """
     if not block or block.startswith(codecs.BOM_UTF8):
         return None  # a BOM is the slow path's to strip
-    if _TWO_ON_A_LINE.search(block) or not _is_utf8(block):
+    if (not one_per_line and _TWO_ON_A_LINE.search(block)) or not _is_utf8(block):
         return None  # Arrow passes invalid UTF-8 through into the strings
     if len(block) > max_record_bytes and _longest_line(block) > max_record_bytes:
         return None
@@ -60,16 +72,45 @@ def read_block(block: bytes, first_line: int, max_record_bytes: int) -> pl.DataF
         none.alias("extra"),
         none.alias("wrong_type"),
         none.alias("user_id_conflict"),
-        pl.format("line {}", pl.int_range(first_line, first_line + pl.len())).alias("source_position"),
+        pl.format(position, pl.int_range(first_line, first_line + pl.len())).alias("source_position"),
         pl.lit("").alias("raw"),
     )
     return rows.select(ROW_COLUMNS)
 
 
-def raw_lines(block: bytes, indexes: list[int]) -> list[str]:
-    """The original text of some lines of a block (as the record-by-record path keeps it)."""
-    lines = block.split(b"\n")
-    return [lines[index].strip(b" \t\r\n").decode("utf-8") for index in indexes]
+@dataclass
+class Block:
+    """Records read at once: their rows, and the original text of record k (kept only as bytes)."""
+
+    rows: pl.DataFrame
+    raw: Callable[[int], str]
+
+
+def ndjson_block(block: bytes, first_line: int, max_record_bytes: int) -> Block | None:
+    rows = read_block(block, first_line, max_record_bytes)
+    if rows is None:
+        return None
+    lines: list[bytes] = []
+
+    def raw(index: int) -> str:  # as the record-by-record path keeps it: the stripped line
+        if not lines:
+            lines.extend(block.split(b"\n"))
+        return lines[index].strip(b" \t\r\n").decode("utf-8")
+
+    return Block(rows, raw)
+
+
+def array_block(
+    text: str, start: int, first_index: int, prefix: str, max_record_bytes: int
+) -> tuple[Block, int] | None:
+    """The flat objects of an array window as a Block, and how many characters they took; or None."""
+    window = split_array_window(text, start, WINDOW_CHARS, max_record_bytes)
+    if window is None:
+        return None
+    rows = read_block(window.ndjson, first_index, max_record_bytes, prefix + "element {}", one_per_line=True)
+    if rows is None or rows.height != window.count:
+        return None
+    return Block(rows, window.raw), window.consumed
 
 
 def _is_utf8(block: bytes) -> bool:
@@ -84,3 +125,64 @@ def _longest_line(block: bytes) -> int:
     ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
     bounds = np.concatenate(([-1], ends, [len(block)]))
     return int(np.diff(bounds).max()) - 1
+
+
+@dataclass(frozen=True)
+class ArrayWindow:
+    """Complete flat objects at the start of a window of a JSON array, as NDJSON."""
+
+    ndjson: bytes  # one object per line
+    original: bytes  # the window's bytes as found, for raw text
+    starts: np.ndarray  # each object's [start, end) in `original`
+    ends: np.ndarray
+    consumed: int  # characters of the text used up (through the last object)
+
+    @property
+    def count(self) -> int:
+        return int(self.starts.size)
+
+    def raw(self, index: int) -> str:
+        return self.original[int(self.starts[index]) : int(self.ends[index])].decode("utf-8")
+
+
+def split_array_window(text: str, start: int, max_chars: int, max_record_bytes: int) -> ArrayWindow | None:
+    """The flat objects beginning at text[start] (a `{` inside an array), up to about max_chars of text.
+
+    None when the window holds anything else: escapes (quote pairing would need more care), nested
+    objects or arrays, newlines inside strings, values other than objects, objects over the size
+    limit: the record-by-record path takes those.
+    """
+    original = text[start : start + max_chars].encode("utf-8", errors="surrogateescape")
+    data = np.frombuffer(original, dtype=np.uint8)
+    if data.size == 0 or data[0] != ord("{") or original.find(b"\\") >= 0:
+        return None
+    # Without escapes, every quote opens or closes a string: their running parity says what is inside.
+    outside = np.bitwise_xor.accumulate((data == ord('"')).view(np.uint8)) == 0
+    array_end = np.flatnonzero(outside & (data == ord("]")))
+    limit = int(array_end[0]) if array_end.size else data.size
+    data, outside = data[:limit], outside[:limit]
+    if (outside & (data == ord("["))).any() or ((data == 10) & ~outside).any():
+        return None
+    starts = np.flatnonzero(outside & (data == ord("{")))
+    ends = np.flatnonzero(outside & (data == ord("}")))
+    count = ends.size
+    if count == 0 or starts.size not in (count, count + 1):
+        return None
+    starts = starts[:count]
+    if not ((starts < ends).all() and (ends[:-1] + 1 < starts[1:]).all()):
+        return None  # nested, unbalanced, or two objects touching
+    if (ends - starts).max() >= max_record_bytes:
+        return None
+    last = int(ends[-1])
+    marks = np.zeros(last + 2, dtype=np.int8)  # +1 where a gap between objects opens, -1 where it closes
+    np.add.at(marks, ends[:-1] + 1, 1)
+    np.add.at(marks, starts[1:], -1)
+    gaps = np.cumsum(marks[: last + 1], dtype=np.int8) > 0
+    gap = data[: last + 1][gaps]
+    if not ((gap == 32) | (gap == 9) | (gap == 13) | (gap == 10) | (gap == ord(","))).all():
+        return None  # something other than separators between objects
+    ndjson = data[: last + 1].copy()
+    ndjson[gaps | (ndjson == 10)] = 32  # separators and line breaks (outside strings) become spaces
+    ndjson[ends[:-1] + 1] = 10  # then one line per object
+    consumed = len(original[: last + 1].decode("utf-8", errors="surrogateescape"))
+    return ArrayWindow(ndjson.tobytes() + b"\n", original, starts, ends + 1, consumed)

@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from etl.fastpath import WINDOW_CHARS, Block, array_block
 from etl.storage import FeedReadError
 
 FEED_SUFFIXES = (".json", ".ndjson", ".jsonl")
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
 PREVIEW_CHARS = 4096
+SLOW_RUN = 5000  # after the vectorised path declines a window
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _STRUCTURE = re.compile(r'["\[\]{},]')
@@ -44,6 +46,7 @@ class Limits:
 
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
+    vectorised: bool = True  # try the vectorised path first (off only to compare both paths)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def is_line_delimited(name: str) -> bool:
     return name.lower().removesuffix(".gz").endswith((".ndjson", ".jsonl"))
 
 
-def iter_units(name: str, chunks: Iterator[bytes], limits: Limits | None = None) -> Iterator[Unit]:
+def iter_units(name: str, chunks: Iterator[bytes], limits: Limits | None = None) -> Iterator[Unit | Block]:
     """Every record in a file named `name` whose decompressed bytes arrive as `chunks`."""
     limits = limits or Limits()
     if is_line_delimited(name):
@@ -262,7 +265,7 @@ class _TextBuffer:
         return index - self.text.rfind("\n", 0, index)
 
 
-def iter_document_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Unit]:
+def iter_document_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Unit | Block]:
     buffer = _TextBuffer(chunks)
     if buffer.next_char() == "\ufeff":
         buffer.pos += 1
@@ -279,16 +282,36 @@ def iter_document_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Uni
         yield Unit("end of file", "", error=("unreadable_file", buffer.read_error))
 
 
-def _iter_array(buffer: _TextBuffer, prefix: str, limits: Limits) -> Iterator[Unit]:
+def _iter_array(buffer: _TextBuffer, prefix: str, limits: Limits) -> Iterator[Unit | Block]:
     index = 0
+    slow = 0  # elements to take one by one before the next try of the vectorised path
     while True:
         buffer.compact()
         char = buffer.next_char(_SEPARATORS)
         if char in ("", "]"):
             buffer.pos += 1 if char else 0
             return
+        if char == "{" and not slow and limits.vectorised:
+            block = _array_block(buffer, prefix, index, limits)
+            if block is not None:
+                yield block
+                index += block.rows.height
+                continue
+            slow = SLOW_RUN
         yield _decode_value(buffer, f"{prefix}element {index}", limits)
         index += 1
+        slow = max(slow - 1, 0)
+
+
+def _array_block(buffer: _TextBuffer, prefix: str, index: int, limits: Limits) -> Block | None:
+    while len(buffer.text) - buffer.pos < WINDOW_CHARS and buffer.fill():
+        pass
+    found = array_block(buffer.text, buffer.pos, index, prefix, limits.max_record_bytes)
+    if found is None:
+        return None
+    block, consumed = found
+    buffer.pos += consumed
+    return block
 
 
 def _decode_value(buffer: _TextBuffer, position: str, limits: Limits) -> Unit:

@@ -12,7 +12,7 @@ import polars as pl
 
 from contracts import Event, event_columns
 from etl import storage
-from etl.fastpath import raw_lines, read_block
+from etl.fastpath import Block, ndjson_block
 from etl.feeds import Limits, Unit, is_line_delimited, iter_line_units, iter_units
 from etl.normalise import normalise_events
 from etl.records import ROW_COLUMNS, Expanded, Rejection, Row, expand_unit
@@ -123,7 +123,7 @@ class _Batch:
     count: int = 0
     parsed: bool = False
     frame: pl.DataFrame | None = None
-    block: bytes = b""
+    raw_of: Callable[[int], str] | None = None  # original text of the frame's row k
 
     def add(self, expanded: Expanded) -> None:
         # A record's rows come before its rejections in the numbering; both stay within the record.
@@ -172,11 +172,15 @@ def _line_batches(chunks: Iterator[bytes], limits: Limits) -> Iterator[_Batch]:
 def _block_batches(block: bytes, first_line: int, first_ordinal: int, limits: Limits) -> Iterator[_Batch]:
     if not block:
         return
-    rows = read_block(block, first_line, limits.max_record_bytes)
-    if rows is not None:
-        yield _Batch(first_ordinal, count=rows.height, parsed=True, frame=rows, block=block)
+    fast = ndjson_block(block, first_line, limits.max_record_bytes) if limits.vectorised else None
+    if fast is not None:
+        yield _vectorised_batch(fast, first_ordinal)
     else:
         yield from _batches(iter_line_units(iter([block]), limits, first_line), first_ordinal)
+
+
+def _vectorised_batch(block: Block, first_ordinal: int) -> _Batch:
+    return _Batch(first_ordinal, count=block.rows.height, parsed=True, frame=block.rows, raw_of=block.raw)
 
 
 def _then_fail(data: bytes, error: FeedReadError) -> Iterator[bytes]:
@@ -184,9 +188,16 @@ def _then_fail(data: bytes, error: FeedReadError) -> Iterator[bytes]:
     raise error
 
 
-def _batches(units: Iterator[Unit], first_ordinal: int) -> Iterator[_Batch]:
+def _batches(units: Iterator[Unit | Block], first_ordinal: int) -> Iterator[_Batch]:
     batch = _Batch(first_ordinal)
     for unit in units:
+        if isinstance(unit, Block):  # records read at once: a batch of their own
+            if batch.count:
+                yield batch
+            batch = _Batch(batch.first_ordinal + batch.count)
+            yield _vectorised_batch(unit, batch.first_ordinal)
+            batch = _Batch(batch.first_ordinal + unit.rows.height)
+            continue
         batch.add(expand_unit(unit))
         batch.parsed = batch.parsed or unit.error is None
         if batch.count >= BATCH_ROWS:
@@ -216,9 +227,9 @@ def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.
     )
     candidates = normalise_events(frame.lazy()).collect()
     valid, bad = split_valid(candidates)
-    if batch.frame is not None and bad.height:  # the vectorised path keeps raw text only where needed
-        indexes = [ordinal - batch.first_ordinal for ordinal in bad["_ordinal"].to_list()]
-        bad = bad.with_columns(pl.Series("raw", raw_lines(batch.block, indexes), dtype=pl.String))
+    if batch.raw_of is not None and bad.height:  # the vectorised path finds raw text only where needed
+        raw = [batch.raw_of(ordinal - batch.first_ordinal) for ordinal in bad["_ordinal"].to_list()]
+        bad = bad.with_columns(pl.Series("raw", raw, dtype=pl.String))
     return valid, pl.concat([_rejections_frame(batch), bad])
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from etl.feeds import Unit
+if TYPE_CHECKING:
+    from etl.feeds import Unit
 
 #: JSON key -> column, for the optional text properties.
 PROPERTY_COLUMNS: dict[str, str] = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from etl.feeds import Limits
 from etl.ingest import FileOutcome, LandingFile, Provenance, ingest_file
 from etl.pipeline import RunResult, run
 from etl.settings import Settings
@@ -38,10 +39,12 @@ def ndjson(records: list[Any]) -> str:
     return "".join(json.dumps(record) + "\n" for record in records)
 
 
-def ingest_text(name: str, content: Any, tmp_path: Path, at: datetime = INGESTED_AT) -> FileOutcome:
+def ingest_text(
+    name: str, content: Any, tmp_path: Path, at: datetime = INGESTED_AT, limits: Limits | None = None
+) -> FileOutcome:
     path = write(tmp_path, name, content)
     file = LandingFile(path, name, "0" * 64, path.stat().st_size)
-    return ingest_file(file, Provenance(at, "test-run"))
+    return ingest_file(file, Provenance(at, "test-run"), limits)
 
 
 def run_at(landing: Path, warehouse: Path, at: datetime = INGESTED_AT, **options: Any) -> RunResult:

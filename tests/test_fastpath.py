@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import etl.ingest as ingest
-from etl.fastpath import read_block
+from etl.fastpath import read_block, split_array_window
+from etl.feeds import Limits
 from tests.helpers import INGESTED_AT, ingest_text
 
 texts = st.text(alphabet=st.sampled_from(list("ab Zé_\t\x1c\u00a0-:T0129")), max_size=8)
@@ -48,8 +48,8 @@ odd_lines = st.sampled_from(
 lines = st.lists(st.one_of(clean.map(json.dumps), clean.map(json.dumps), odd_lines), min_size=1, max_size=12)
 
 
-def outcome_rows(tmp_path: Path, content: str) -> tuple[Any, ...]:
-    outcome = ingest_text("f.ndjson", content, tmp_path)
+def outcome_rows(tmp_path: Path, content: str, vectorised: bool = True, name: str = "f.ndjson") -> tuple[Any, ...]:
+    outcome = ingest_text(name, content, tmp_path, limits=Limits(vectorised=vectorised))
     events = outcome.events.sort("_ordinal")
     quarantine = outcome.quarantine.sort("position")
     return outcome.read, events.rows(), quarantine.rows()
@@ -61,11 +61,7 @@ def test_vectorised_and_record_by_record_paths_agree(
     tmp_path: Path, records: list[str], newline: str, final_newline: bool
 ) -> None:
     content = newline.join(records) + (newline if final_newline else "")
-    fast = outcome_rows(tmp_path, content)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ingest, "read_block", lambda *args: None)
-        slow = outcome_rows(tmp_path, content)
-    assert fast == slow
+    assert outcome_rows(tmp_path, content) == outcome_rows(tmp_path, content, vectorised=False)
 
 
 def test_clean_blocks_take_the_vectorised_path() -> None:
@@ -113,8 +109,59 @@ single_user = clean.map(lambda record: {k: v for k, v in record.items() if k != 
 def test_clean_feeds_are_read_vectorised_and_agree(tmp_path: Path, records: list[str]) -> None:
     content = "\n".join(records) + "\n"
     assert read_block(content.encode(), 1, 1 << 20) is not None
-    fast = outcome_rows(tmp_path, content)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ingest, "read_block", lambda *args: None)
-        slow = outcome_rows(tmp_path, content)
-    assert fast == slow
+    assert outcome_rows(tmp_path, content) == outcome_rows(tmp_path, content, vectorised=False)
+
+
+odd_elements = st.sampled_from(
+    [
+        '{"id": "u1", "event": "Message Sent", "campaignId": 42}',
+        '{"id": "u1", "event": "Message Sent", "country": "NL"}',
+        '{"id": "u1", "userId": "u2", "event": "Message Sent"}',
+        '{"id": "u\\u00e9", "event": "Message Sent"}',
+        '{"id": "u1", "event": "Message Sent", "properties": {"channel": "Email"}}',
+        '{"id": "u1", "events": [{"event": "Message Sent"}]}',
+        '"text"',
+        "7",
+        "null",
+        '{"id": "u1", "event": "Message Sent" "timestamp": "2024-05-01"}',
+        '{"id": "u1", "note": "a},{b", "event": "Message Sent"}',
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.one_of(single_user, single_user, clean, odd_elements), max_size=14),
+    st.sampled_from([None, 2]),
+    st.sampled_from([",", ", ", ",\n  ", " , "]),
+)
+def test_vectorised_and_record_by_record_paths_agree_on_arrays(
+    tmp_path: Path, elements: list[Any], indent: int | None, separator: str
+) -> None:
+    parts = [e if isinstance(e, str) else json.dumps(e, indent=indent) for e in elements]
+    content = "[" + separator.join(parts) + "]"
+    fast = outcome_rows(tmp_path, content, name="f.json")
+    assert fast == outcome_rows(tmp_path, content, vectorised=False, name="f.json")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(single_user, min_size=1, max_size=10), st.sampled_from([None, 2, 4]))
+def test_clean_arrays_are_read_vectorised(tmp_path: Path, records: list[dict[str, Any]], indent: int | None) -> None:
+    content = json.dumps(records, indent=indent)
+    window = split_array_window(content, content.index("{"), 1 << 20, 1 << 20)
+    if all("\\" not in json.dumps(r) for r in records):
+        assert window is not None and window.count == len(records)
+    assert outcome_rows(tmp_path, content, name="f.json") == outcome_rows(
+        tmp_path, content, vectorised=False, name="f.json"
+    )
+
+
+def test_array_windows_respect_strings_and_the_array_end() -> None:
+    text = '[{"id": "a},{b", "event": "x"}, {"id": "c"}] trailing'
+    window = split_array_window(text, 1, 1000, 1000)
+    assert window is not None and window.raw(0) == '{"id": "a},{b", "event": "x"}' and window.raw(1) == '{"id": "c"}'
+    assert text[1 : 1 + window.consumed].endswith('"c"}')
+    assert split_array_window('[{"a": {"b": 1}}]', 1, 1000, 1000) is None
+    assert split_array_window('[{"a": 1}, 5, {"b": 2}]', 1, 1000, 1000) is None
+    tail = split_array_window('[{"a": 1}, 5]', 1, 1000, 1000)  # the 5 is left for the next step
+    assert tail is not None and tail.count == 1 and tail.raw(0) == '{"a": 1}'

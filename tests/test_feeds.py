@@ -14,7 +14,7 @@ from etl.storage import FeedReadError
 
 def units(name: str, data: bytes, chunk: int = 1 << 20, max_record: int = 1 << 20) -> list:  # type: ignore[type-arg]
     pieces = iter([data[i : i + chunk] for i in range(0, len(data), chunk)])
-    return list(iter_units(name, pieces, Limits(max_record_bytes=max_record)))
+    return list(iter_units(name, pieces, Limits(max_record_bytes=max_record, vectorised=False)))
 
 
 def test_pretty_array_yields_each_element_with_its_index() -> None:
