@@ -229,8 +229,8 @@ class _TextBuffer:
             decoded = self._decoder.decode(b"", final=True)
             self.eof = True
             self.read_error = str(err)
-        if not self.dirty and _SURROGATE.search(decoded):
-            self.dirty = True
+        if not self.dirty and not decoded.isascii() and _SURROGATE.search(decoded):
+            self.dirty = True  # (isascii is free: an ASCII text cannot hold undecodable bytes)
         self.text += decoded
         return True
 

@@ -118,12 +118,9 @@ def event_id() -> pl.Expr:
 
 
 def _blake2b_hex(values: pl.Series) -> pl.Series:
+    blake2b = hashlib.blake2b  # (the joined fields are never null: nulls were filled with \x00)
     return pl.Series(
-        [
-            None if value is None else hashlib.blake2b(value.encode("utf-8"), digest_size=16).hexdigest()
-            for value in values
-        ],
-        dtype=pl.String,
+        [blake2b(value.encode(), digest_size=16).hexdigest() for value in values.to_list()], dtype=pl.String
     )
 
 
