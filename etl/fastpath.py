@@ -152,9 +152,11 @@ def split_array_window(text: str, start: int, max_chars: int, max_record_bytes: 
     objects or arrays, newlines inside strings, values other than objects, objects over the size
     limit: the record-by-record path takes those.
     """
+    if text.find("\\", start, start + max_chars) >= 0:
+        return None  # checked before encoding: feeds written with escapes decline every window
     original = text[start : start + max_chars].encode("utf-8", errors="surrogateescape")
     data = np.frombuffer(original, dtype=np.uint8)
-    if data.size == 0 or data[0] != ord("{") or original.find(b"\\") >= 0:
+    if data.size == 0 or data[0] != ord("{"):
         return None
     # Without escapes, every quote opens or closes a string: their running parity says what is inside.
     outside = np.bitwise_xor.accumulate((data == ord('"')).view(np.uint8)) == 0
