@@ -32,7 +32,6 @@ IDENTITY_COLUMNS = (
     "message_id",
 )
 TEXT_COLUMNS = ("user_id", "channel", "message_type", "url", "campaign_id", "message_id")
-UTC_MICROS = pl.Datetime("us", "UTC")
 
 
 def normalise_events(rows: pl.LazyFrame) -> pl.LazyFrame:

@@ -14,8 +14,6 @@ from etl import metrics as tables
 from etl.cli.common import DATE_FORMATS, WarehouseOption, as_date, friendly_errors, out
 from etl.settings import DEFAULT_WAREHOUSE
 
-OptionalDate = Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Event date, YYYY-MM-DD.")]
-
 
 class MetricsFormat(StrEnum):
     table = "table"
