@@ -27,20 +27,26 @@ from etl.records import PROPERTY_COLUMNS, ROW_COLUMNS, TRIM, USER_KEYS
 
 _KEYS = (*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS)
 WINDOW_CHARS = 8 * 1024 * 1024
+VECTORISED_DEPTH = 4  # an API payload nests this deep; a lower --max-depth is judged record by record
 # Arrow reads `{...} {...}` on one line as two records; with a blank line elsewhere the count would
 # still match, so such lines go record by record. (A string holding "}{" only costs that block speed.)
 _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r]*\{")
+_PROPERTIES = pa.struct([(key, pa.string()) for key in PROPERTY_COLUMNS])
+_EVENT = pa.struct([("event", pa.string()), ("timestamp", pa.string()), ("properties", _PROPERTIES)])
 _PARSE = pj.ParseOptions(
-    explicit_schema=pa.schema([(key, pa.string()) for key in _KEYS]), unexpected_field_behavior="error"
+    explicit_schema=pa.schema([*((key, pa.string()) for key in _KEYS), ("events", pa.list_(_EVENT))]),
+    unexpected_field_behavior="error",
 )
+_FLAT_ONLY = ("event", "timestamp", *PROPERTY_COLUMNS)  # fields a payload must not carry at its top
 
 
 def read_block(
     block: bytes, first_line: int, max_record_bytes: int, position: str = "line {}", one_per_line: bool = False
-) -> pl.DataFrame | None:
-    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete lines, or None to go slowly.
+) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete lines, and for each row the
+    line (from 0) it came from; None to go slowly. An API payload line gives one row per event.
 
-    Line k of the block (from 0) gets the source position `position` filled with `first_line + k`;
+    Line k of the block gets the source position `position` filled with `first_line + k`;
     `one_per_line` says the block was built with exactly one record a line.
     """
     if not block or block.startswith(codecs.BOM_UTF8):
@@ -60,57 +66,103 @@ def read_block(
     assert isinstance(frame, pl.DataFrame)
     user_id, user_alt = (pl.col(key).str.strip_chars(TRIM) for key in USER_KEYS)
     conflict = (user_id != "") & (user_alt != "") & (user_id != user_alt)
-    if frame.select(conflict.fill_null(False).any()).item():
-        return None  # the slow path words the conflict
-    none = pl.lit(None, dtype=pl.String)
-    rows = frame.select(
-        pl.coalesce(pl.when(user_id != "").then(user_id), pl.when(user_alt != "").then(user_alt)).alias("user_id"),
-        pl.col("event"),
-        pl.col("timestamp").alias("timestamp_text"),
-        pl.lit(None, dtype=pl.Float64).alias("timestamp_number"),
-        *(pl.col(key).alias(column) for key, column in PROPERTY_COLUMNS.items()),
-        none.alias("extra"),
-        none.alias("wrong_type"),
-        none.alias("user_id_conflict"),
-        pl.format(position, pl.int_range(first_line, first_line + pl.len())).alias("source_position"),
-        pl.lit("").alias("raw"),
+    payload = pl.col("events").is_not_null()
+    flat_fields = pl.any_horizontal(pl.col(key).is_not_null() for key in _FLAT_ONLY)
+    awkward = (
+        conflict.fill_null(False)  # the slow path words the conflict
+        | (payload & flat_fields)  # payload-level fields follow the general rules
+        | (pl.col("events").list.len() == 0)  # an empty payload is quarantined
+        | pl.col("events").list.eval(pl.element().is_null()).list.any()  # an event that is not an object
     )
-    return rows.select(ROW_COLUMNS)
+    if frame.select(awkward.fill_null(False).any()).item():
+        return None
+    frame = frame.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_record"),
+        pl.coalesce(pl.when(user_id != "").then(user_id), pl.when(user_alt != "").then(user_alt)).alias("user_id"),
+    )
+    flat = frame.filter(~payload).select(
+        "_record",
+        pl.lit(-1, dtype=pl.Int64).alias("_event"),
+        "user_id",
+        "event",
+        pl.col("timestamp").alias("timestamp_text"),
+        *(pl.col(key).alias(column) for key, column in PROPERTY_COLUMNS.items()),
+    )
+    events = (
+        frame.filter(payload)
+        .select("_record", "user_id", "events", pl.int_ranges(pl.col("events").list.len()).alias("_event"))
+        .explode("events", "_event")
+        .unnest("events")
+        .unnest("properties")
+        .select(
+            "_record",
+            pl.col("_event").cast(pl.Int64),
+            "user_id",
+            "event",
+            pl.col("timestamp").alias("timestamp_text"),
+            *(pl.col(key).alias(column) for key, column in PROPERTY_COLUMNS.items()),
+        )
+    )
+    where = pl.format(position, pl.col("_record") + first_line)
+    none = pl.lit(None, dtype=pl.String)
+    rows = (
+        pl.concat([flat, events])
+        .sort("_record", "_event")
+        .with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("timestamp_number"),
+            none.alias("extra"),
+            none.alias("wrong_type"),
+            none.alias("user_id_conflict"),
+            pl.when(pl.col("_event") < 0)
+            .then(where)
+            .otherwise(pl.format("{} event {}", where, pl.col("_event")))
+            .alias("source_position"),
+            pl.lit("").alias("raw"),
+        )
+    )
+    return rows.select(ROW_COLUMNS), rows["_record"].to_numpy()
 
 
 @dataclass
 class Block:
-    """Records read at once: their rows, and the original text of record k (kept only as bytes)."""
+    """Records read at once: their rows, which record each row came from, and the records' text."""
 
     rows: pl.DataFrame
-    raw: Callable[[int], str]
+    sources: np.ndarray  # row -> record (line or element) index within the block
+    records: int
+    record_text: Callable[[int], str]
+
+    def raw(self, row: int) -> str:
+        return self.record_text(int(self.sources[row]))
 
 
 def ndjson_block(block: bytes, first_line: int, max_record_bytes: int) -> Block | None:
-    rows = read_block(block, first_line, max_record_bytes)
-    if rows is None:
+    read = read_block(block, first_line, max_record_bytes)
+    if read is None:
         return None
+    rows, sources = read
     lines: list[bytes] = []
 
-    def raw(index: int) -> str:  # as the record-by-record path keeps it: the stripped line
+    def record_text(index: int) -> str:  # as the record-by-record path keeps it: the stripped line
         if not lines:
             lines.extend(block.split(b"\n"))
         return lines[index].strip(b" \t\r\n").decode("utf-8")
 
-    return Block(rows, raw)
+    return Block(rows, sources, block.count(b"\n") + (0 if block.endswith(b"\n") else 1), record_text)
 
 
 def array_block(
     text: str, start: int, first_index: int, prefix: str, max_record_bytes: int
 ) -> tuple[Block, int] | None:
-    """The flat objects of an array window as a Block, and how many characters they took; or None."""
+    """The objects of an array window as a Block, and how many characters they took; or None."""
     window = split_array_window(text, start, WINDOW_CHARS, max_record_bytes)
     if window is None:
         return None
-    rows = read_block(window.ndjson, first_index, max_record_bytes, prefix + "element {}", one_per_line=True)
-    if rows is None or rows.height != window.count:
+    read = read_block(window.ndjson, first_index, max_record_bytes, prefix + "element {}", one_per_line=True)
+    if read is None:
         return None
-    return Block(rows, window.raw), window.consumed
+    rows, sources = read
+    return Block(rows, sources, window.count, window.raw), window.consumed
 
 
 def _is_utf8(block: bytes) -> bool:
@@ -129,7 +181,7 @@ def _longest_line(block: bytes) -> int:
 
 @dataclass(frozen=True)
 class ArrayWindow:
-    """Complete flat objects at the start of a window of a JSON array, as NDJSON."""
+    """Complete objects at the start of a window of a JSON array, as NDJSON."""
 
     ndjson: bytes  # one object per line
     original: bytes  # the window's bytes as found, for raw text
@@ -146,11 +198,11 @@ class ArrayWindow:
 
 
 def split_array_window(text: str, start: int, max_chars: int, max_record_bytes: int) -> ArrayWindow | None:
-    """The flat objects beginning at text[start] (a `{` inside an array), up to about max_chars of text.
+    """The objects beginning at text[start] (a `{` inside an array), up to about max_chars of text.
 
-    None when the window holds anything else: escapes (quote pairing would need more care), nested
-    objects or arrays, newlines inside strings, values other than objects, objects over the size
-    limit: the record-by-record path takes those.
+    None when the window holds anything else: escapes (quote pairing would need more care), newlines
+    inside strings, values other than objects, objects over the size limit: the record-by-record path
+    takes those.
     """
     if text.find("\\", start, start + max_chars) >= 0:
         return None  # checked before encoding: feeds written with escapes decline every window
@@ -160,19 +212,29 @@ def split_array_window(text: str, start: int, max_chars: int, max_record_bytes: 
         return None
     # Without escapes, every quote opens or closes a string: their running parity says what is inside.
     outside = np.bitwise_xor.accumulate((data == ord('"')).view(np.uint8)) == 0
-    array_end = np.flatnonzero(outside & (data == ord("]")))
-    limit = int(array_end[0]) if array_end.size else data.size
-    data, outside = data[:limit], outside[:limit]
-    if (outside & (data == ord("["))).any() or ((data == 10) & ~outside).any():
-        return None
-    starts = np.flatnonzero(outside & (data == ord("{")))
-    ends = np.flatnonzero(outside & (data == ord("}")))
+    # Depth after each bracket outside strings (a short array: brackets only, not every byte).
+    brackets = (data == ord("{")) | (data == ord("}")) | (data == ord("[")) | (data == ord("]"))
+    where = np.flatnonzero(outside & brackets)
+    kind = data[where]
+    opening = (kind == ord("{")) | (kind == ord("["))
+    depth = np.cumsum(np.where(opening, 1, -1), dtype=np.int32)
+    below = np.flatnonzero(depth < 0)
+    if below.size:  # the first bracket closing more than it opened ends the array (or is garbage)
+        if kind[below[0]] != ord("]"):
+            return None
+        limit = int(where[below[0]])
+        where, kind, opening, depth = where[: below[0]], kind[: below[0]], opening[: below[0]], depth[: below[0]]
+        data, outside = data[:limit], outside[:limit]
+    if depth.size == 0 or ((kind == ord("[")) & (depth == 1)).any() or ((data == 10) & ~outside).any():
+        return None  # an array where an object should be, or a line break inside a string
+    starts = where[opening & (depth == 1)]
+    ends = where[~opening & (depth == 0)]
     count = ends.size
     if count == 0 or starts.size not in (count, count + 1):
         return None
     starts = starts[:count]
     if not ((starts < ends).all() and (ends[:-1] + 1 < starts[1:]).all()):
-        return None  # nested, unbalanced, or two objects touching
+        return None  # two objects touching
     if (ends - starts).max() >= max_record_bytes:
         return None
     last = int(ends[-1])

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from etl.fastpath import WINDOW_CHARS, Block, array_block
+from etl.fastpath import VECTORISED_DEPTH, WINDOW_CHARS, Block, array_block
 from etl.storage import FeedReadError
 
 FEED_SUFFIXES = (".json", ".ndjson", ".jsonl")
@@ -291,11 +291,11 @@ def _iter_array(buffer: _TextBuffer, prefix: str, limits: Limits) -> Iterator[Un
         if char in ("", "]"):
             buffer.pos += 1 if char else 0
             return
-        if char == "{" and not slow and limits.vectorised:
+        if char == "{" and not slow and limits.vectorised and limits.max_depth >= VECTORISED_DEPTH:
             block = _array_block(buffer, prefix, index, limits)
             if block is not None:
                 yield block
-                index += block.rows.height
+                index += block.records
                 continue
             slow = SLOW_RUN
         yield _decode_value(buffer, f"{prefix}element {index}", limits)

@@ -66,9 +66,9 @@ def test_vectorised_and_record_by_record_paths_agree(
 
 def test_clean_blocks_take_the_vectorised_path() -> None:
     block = b"".join(json.dumps({"id": f"u{i}", "event": "Message Sent"}).encode() + b"\n" for i in range(5))
-    rows = read_block(block, 7, 1 << 20)
-    assert rows is not None and rows.height == 5
-    assert rows["source_position"].to_list() == [f"line {n}" for n in range(7, 12)]
+    read = read_block(block, 7, 1 << 20)
+    assert read is not None and read[0].height == 5
+    assert read[0]["source_position"].to_list() == [f"line {n}" for n in range(7, 12)]
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,49 @@ def test_array_windows_respect_strings_and_the_array_end() -> None:
     window = split_array_window(text, 1, 1000, 1000)
     assert window is not None and window.raw(0) == '{"id": "a},{b", "event": "x"}' and window.raw(1) == '{"id": "c"}'
     assert text[1 : 1 + window.consumed].endswith('"c"}')
-    assert split_array_window('[{"a": {"b": 1}}]', 1, 1000, 1000) is None
+    nested = split_array_window('[{"a": {"b": 1}}, {"c": [1, {"d": 2}]}]', 1, 1000, 1000)
+    assert nested is not None and nested.count == 2 and nested.raw(1) == '{"c": [1, {"d": 2}]}'
+    assert split_array_window('[[1], {"a": 1}]', 1, 1000, 1000) is None
     assert split_array_window('[{"a": 1}, 5, {"b": 2}]', 1, 1000, 1000) is None
     tail = split_array_window('[{"a": 1}, 5]', 1, 1000, 1000)  # the 5 is left for the next step
     assert tail is not None and tail.count == 1 and tail.raw(0) == '{"a": 1}'
+
+
+properties = st.fixed_dictionaries(
+    {}, optional={"channel": texts, "campaignId": st.one_of(texts, st.none()), "url": texts}
+)
+api_events = st.fixed_dictionaries(
+    {"event": events},
+    optional={"timestamp": st.one_of(stamps, st.none()), "properties": st.one_of(properties, st.none())},
+)
+payloads = st.one_of(
+    st.fixed_dictionaries({"id": texts, "events": st.lists(api_events, min_size=1, max_size=3)}),
+    st.fixed_dictionaries({"userId": texts, "events": st.lists(api_events, max_size=2)}),
+    st.fixed_dictionaries({"id": texts, "channel": texts, "events": st.lists(api_events, min_size=1, max_size=2)}),
+    st.fixed_dictionaries({"id": texts, "events": st.just([{"event": "Message Sent"}, None, 3])}),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(payloads, payloads, single_user), min_size=1, max_size=8), st.sampled_from([None, 2]))
+def test_api_payloads_agree_in_arrays_and_ndjson(tmp_path: Path, records: list[Any], indent: int | None) -> None:
+    array = json.dumps(records, indent=indent)
+    assert outcome_rows(tmp_path, array, name="f.json") == outcome_rows(
+        tmp_path, array, vectorised=False, name="f.json"
+    )
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    assert outcome_rows(tmp_path, lines) == outcome_rows(tmp_path, lines, vectorised=False)
+
+
+def test_clean_payloads_are_read_vectorised() -> None:
+    payload = {
+        "id": "u1",
+        "events": [{"event": "Message Sent", "properties": {"campaignId": "C"}}, {"event": "Message Viewed"}],
+    }
+    block = (json.dumps(payload) + "\n" + json.dumps({"id": "u2", "event": "Message Sent"}) + "\n").encode()
+    read = read_block(block, 3, 1 << 20)
+    assert read is not None
+    rows, sources = read
+    assert rows["source_position"].to_list() == ["line 3 event 0", "line 3 event 1", "line 4"]
+    assert sources.tolist() == [0, 0, 1]
+    assert rows["campaign_id"].to_list() == ["C", None, None]
