@@ -1,13 +1,14 @@
 """The vectorised reading path: a block of records parsed at once by Arrow's JSON reader.
 
-NDJSON blocks are read as they are; a window of a JSON array of flat objects is first rewritten as
-NDJSON with numpy (string-aware: quotes are paired, so braces and commas inside strings are ignored).
+NDJSON blocks are read as they are; a window of a JSON array is first rewritten as NDJSON with numpy
+(string-aware: quotes are paired, so brackets and commas inside strings are ignored).
 
-Arrow's reader is strict with an explicit schema: a value of another JSON type, an unknown key, a key
-given twice, invalid UTF-8, a lone surrogate or bad JSON makes it refuse the whole block. A block is
-taken here only when every line is a flat feed record whose values are all strings or null; anything
-else returns None and the block goes through the record-by-record path, which judges it in detail.
-Both paths give identical rows (a property test checks it); this one just does not loop in Python.
+Arrow's reader is strict with an explicit schema: a value of another JSON type, an unknown key (at
+any level), a key given twice, a lone surrogate or bad JSON makes it refuse the whole block. A block is
+taken here only when every record is a feed record or an API payload with known keys and string (or
+null) values, and nothing else needs the general rules; anything else returns None and the block goes
+through the record-by-record path, which judges it in detail. Both paths give identical rows,
+rejections and counts (property tests check it); this one just does not loop in Python.
 """
 
 from __future__ import annotations

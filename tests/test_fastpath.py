@@ -82,6 +82,13 @@ def test_clean_blocks_take_the_vectorised_path() -> None:
         b'{"id": "\xff"}\n',
         b'{"id": "a", "userId": "b"}\n',
         b'{"id": "u1"} {"id": "u2"}\n',
+        b'{"id": "u", "events": [{"event": "Message Sent", "note": "x"}]}\n',
+        b'{"id": "u", "events": [{"event": "Message Sent", "properties": {"country": "NL"}}]}\n',
+        b'{"id": "u", "events": [{"event": "Message Sent", "properties": {"campaignId": 5}}]}\n',
+        b'{"id": "u", "events": [{"event": "Message Sent", "timestamp": 5}]}\n',
+        b'{"id": "u", "events": "x"}\n',
+        b'{"id": "u", "events": []}\n',
+        b'{"id": "u", "channel": "Push", "events": [{"event": "Message Sent"}]}\n',
     ],
 )
 def test_anything_unusual_goes_record_by_record(block: bytes) -> None:
