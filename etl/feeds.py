@@ -48,6 +48,12 @@ class Limits:
     max_depth: int = DEFAULT_MAX_DEPTH
     vectorised: bool = True  # try the vectorised path first (off only to compare both paths)
 
+    @property
+    def use_vectorised(self) -> bool:
+        """Whether to try the vectorised path: it reads records up to API-payload depth, so a lower
+        --max-depth leaves every record to the record-by-record judgement."""
+        return self.vectorised and self.max_depth >= VECTORISED_DEPTH
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -291,7 +297,7 @@ def _iter_array(buffer: _TextBuffer, prefix: str, limits: Limits) -> Iterator[Un
         if char in ("", "]"):
             buffer.pos += 1 if char else 0
             return
-        if char == "{" and not slow and limits.vectorised and limits.max_depth >= VECTORISED_DEPTH:
+        if char == "{" and not slow and limits.use_vectorised:
             block = _array_block(buffer, prefix, index, limits)
             if block is not None:
                 yield block

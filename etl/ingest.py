@@ -12,7 +12,7 @@ import polars as pl
 
 from contracts import Event, event_columns
 from etl import storage
-from etl.fastpath import VECTORISED_DEPTH, Block, ndjson_block
+from etl.fastpath import Block, ndjson_block
 from etl.feeds import Limits, Unit, is_line_delimited, iter_line_units, iter_units
 from etl.normalise import normalise_events
 from etl.records import ROW_COLUMNS, Expanded, Rejection, Row, expand_unit
@@ -172,8 +172,7 @@ def _line_batches(chunks: Iterator[bytes], limits: Limits) -> Iterator[_Batch]:
 def _block_batches(block: bytes, first_line: int, first_ordinal: int, limits: Limits) -> Iterator[_Batch]:
     if not block:
         return
-    wanted = limits.vectorised and limits.max_depth >= VECTORISED_DEPTH
-    fast = ndjson_block(block, first_line, limits.max_record_bytes) if wanted else None
+    fast = ndjson_block(block, first_line, limits.max_record_bytes) if limits.use_vectorised else None
     if fast is not None:
         yield _vectorised_batch(fast, first_ordinal)
     else:

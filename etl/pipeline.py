@@ -255,7 +255,7 @@ def _build_and_stage(
     timer.lap("stage")
 
     counts = _account(layout, plan, outcomes, staged_paths, window)
-    rebuild = _dates_to_rebuild(layout, registry, updated, outcomes, new_shas, window)
+    rebuild = _dates_to_rebuild(layout, registry, updated, new_shas, window)
     progress.on_dates(len(rebuild))
     written, deleted = [], []
     rebuilt: dict[date, Path | None] = {}  # the new partition file of each rebuilt date (None: now empty)
@@ -305,7 +305,6 @@ def _dates_to_rebuild(
     layout: Layout,
     before: dict[str, RegisteredFile],
     after: dict[str, RegisteredFile],
-    outcomes: list[FileOutcome],
     new_shas: set[str],
     window: tuple[date, date] | None,
 ) -> list[date]:
