@@ -1,7 +1,8 @@
 """The vectorised reading path: a block of records parsed at once by Arrow's JSON reader.
 
-NDJSON blocks are read as they are; a window of a JSON array is first rewritten as NDJSON with numpy
-(string-aware: quotes are paired, so brackets and commas inside strings are ignored).
+NDJSON blocks are read as they are. A window of a JSON array is cut after its last complete element
+(found with numpy: quotes are paired, escapes masked, so brackets inside strings are ignored) and read
+by Arrow as one document, `{"elements": [...]}`, which checks the array's syntax in the same pass.
 
 Arrow's reader is strict with an explicit schema: a value of another JSON type, an unknown key (at
 any level), a key given twice, a lone surrogate or bad JSON makes it refuse the whole block. A block is
@@ -34,25 +35,23 @@ VECTORISED_DEPTH = 4  # an API payload nests this deep; a lower --max-depth is j
 _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r]*\{")
 _PROPERTIES = pa.struct([(key, pa.string()) for key in PROPERTY_COLUMNS])
 _EVENT = pa.struct([("event", pa.string()), ("timestamp", pa.string()), ("properties", _PROPERTIES)])
-_PARSE = pj.ParseOptions(
-    explicit_schema=pa.schema([*((key, pa.string()) for key in _KEYS), ("events", pa.list_(_EVENT))]),
-    unexpected_field_behavior="error",
+_RECORD = [*((key, pa.string()) for key in _KEYS), ("events", pa.list_(_EVENT))]
+_PARSE = pj.ParseOptions(explicit_schema=pa.schema(_RECORD), unexpected_field_behavior="error")
+_ELEMENTS = pj.ParseOptions(
+    explicit_schema=pa.schema([("elements", pa.list_(pa.struct(_RECORD)))]), unexpected_field_behavior="error"
 )
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
 _FLAT_ONLY = ("event", "timestamp", *PROPERTY_COLUMNS)  # fields a payload must not carry at its top
 
 
-def read_block(
-    block: bytes, first_line: int, max_record_bytes: int, position: str = "line {}", one_per_line: bool = False
-) -> tuple[pl.DataFrame, np.ndarray] | None:
-    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete lines, and for each row the
-    line (from 0) it came from; None to go slowly. An API payload line gives one row per event.
-
-    Line k of the block gets the source position `position` filled with `first_line + k`;
-    `one_per_line` says the block was built with exactly one record a line.
+def read_block(block: bytes, first_line: int, max_record_bytes: int) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete NDJSON lines, and for each row
+    the line (from 0) it came from; None to go slowly. An API payload line gives one row per event.
+    Line k of the block gets the source position `line {first_line + k}`.
     """
     if not block or block.startswith(codecs.BOM_UTF8):
         return None  # a BOM is the slow path's to strip
-    if (not one_per_line and _TWO_ON_A_LINE.search(block)) or not _is_utf8(block):
+    if _TWO_ON_A_LINE.search(block) or not _is_utf8(block):
         return None  # Arrow passes invalid UTF-8 through into the strings
     if len(block) > max_record_bytes and _longest_line(block) > max_record_bytes:
         return None
@@ -65,6 +64,12 @@ def read_block(
         return None  # Arrow skipped a blank line: line numbers would shift
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
+    return _rows(frame, first_line, "line {}")
+
+
+def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """Parsed records (one per row, the keys as columns) -> their rows and each row's record; None
+    when a record needs the general rules."""
     user_id, user_alt = (pl.col(key).str.strip_chars(TRIM) for key in USER_KEYS)
     conflict = (user_id != "") & (user_alt != "") & (user_id != user_alt)
     payload = pl.col("events").is_not_null()
@@ -104,7 +109,7 @@ def read_block(
             *(pl.col(key).alias(column) for key, column in PROPERTY_COLUMNS.items()),
         )
     )
-    where = pl.format(position, pl.col("_record") + first_line)
+    where = pl.format(position, pl.col("_record") + first)
     none = pl.lit(None, dtype=pl.String)
     rows = (
         pl.concat([flat, events])
@@ -155,15 +160,71 @@ def ndjson_block(block: bytes, first_line: int, max_record_bytes: int) -> Block 
 def array_block(
     text: str, start: int, first_index: int, prefix: str, max_record_bytes: int
 ) -> tuple[Block, int] | None:
-    """The objects of an array window as a Block, and how many characters they took; or None."""
-    window = split_array_window(text, start, WINDOW_CHARS, max_record_bytes)
-    if window is None:
+    """The objects at the start of an array window (text[start] is the `{` of an element) as a
+    Block, and how many characters they took; or None to go record by record."""
+    window = text[start : start + WINDOW_CHARS]
+    try:
+        original = window.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8: the slow path words the error
         return None
-    read = read_block(window.ndjson, first_index, max_record_bytes, prefix + "element {}", one_per_line=True)
+    bounds = element_bounds(original)
+    if bounds is None:
+        return None
+    starts, ends = bounds
+    if int((ends - starts).max()) >= max_record_bytes:
+        return None
+    last = int(ends[-1])
+    document = b'{"elements":[' + original[:last] + b"]}"
+    read_options = pj.ReadOptions(block_size=len(document) + 1, use_threads=False)
+    try:
+        table = pj.read_json(io.BytesIO(document), parse_options=_ELEMENTS, read_options=read_options)
+    except (pa.ArrowException, ValueError):  # not an array of clean objects (or bad JSON): slow path
+        return None
+    elements = pl.from_arrow(table)
+    assert isinstance(elements, pl.DataFrame)
+    listed = elements["elements"]
+    holes = listed.list.eval(pl.element().is_null()).list.any()
+    if elements.height != 1 or listed.list.len()[0] != starts.size or holes[0]:
+        return None  # something other than objects between them (a `null` reads as a missing object)
+    read = _rows(elements.explode("elements").unnest("elements"), first_index, prefix + "element {}")
     if read is None:
         return None
     rows, sources = read
-    return Block(rows, sources, window.count, window.raw), window.consumed
+
+    def record_text(index: int) -> str:
+        return original[int(starts[index]) : int(ends[index])].decode("utf-8")
+
+    consumed = last if window.isascii() else len(original[:last].decode("utf-8"))
+    return Block(rows, sources, int(starts.size), record_text), consumed
+
+
+def element_bounds(window: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """[start, end) of each complete object at the start of an array window (which begins with `{`);
+    None when there is none, or an element is an array. The end of the array ends the window."""
+    masked = _ESCAPE.sub(b"__", window) if b"\\" in window else window  # escapes keep their length
+    data = np.frombuffer(masked, dtype=np.uint8)
+    if data.size == 0 or data[0] != ord("{"):
+        return None
+    # With escapes masked, every quote opens or closes a string: a bracket after an odd number of
+    # quotes is inside one.
+    quotes = np.flatnonzero(data == ord('"'))
+    brackets = np.flatnonzero((data == ord("{")) | (data == ord("}")) | (data == ord("[")) | (data == ord("]")))
+    brackets = brackets[(np.searchsorted(quotes, brackets) & 1) == 0]
+    kind = data[brackets]
+    opening = (kind == ord("{")) | (kind == ord("["))
+    depth = np.cumsum(np.where(opening, 1, -1), dtype=np.int32)
+    below = np.flatnonzero(depth < 0)
+    if below.size:  # the first bracket closing more than it opened ends the array (or is garbage)
+        if kind[below[0]] != ord("]"):
+            return None
+        cut = int(below[0])
+        brackets, kind, opening, depth = brackets[:cut], kind[:cut], opening[:cut], depth[:cut]
+    if ((kind == ord("[")) & (depth == 1)).any():
+        return None  # an array where an object should be
+    ends = brackets[~opening & (depth == 0)] + 1
+    if ends.size == 0:
+        return None
+    return brackets[opening & (depth == 1)][: ends.size], ends
 
 
 def _is_utf8(block: bytes) -> bool:
@@ -178,76 +239,3 @@ def _longest_line(block: bytes) -> int:
     ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
     bounds = np.concatenate(([-1], ends, [len(block)]))
     return int(np.diff(bounds).max()) - 1
-
-
-@dataclass(frozen=True)
-class ArrayWindow:
-    """Complete objects at the start of a window of a JSON array, as NDJSON."""
-
-    ndjson: bytes  # one object per line
-    original: bytes  # the window's bytes as found, for raw text
-    starts: np.ndarray  # each object's [start, end) in `original`
-    ends: np.ndarray
-    consumed: int  # characters of the text used up (through the last object)
-
-    @property
-    def count(self) -> int:
-        return int(self.starts.size)
-
-    def raw(self, index: int) -> str:
-        return self.original[int(self.starts[index]) : int(self.ends[index])].decode("utf-8")
-
-
-def split_array_window(text: str, start: int, max_chars: int, max_record_bytes: int) -> ArrayWindow | None:
-    """The objects beginning at text[start] (a `{` inside an array), up to about max_chars of text.
-
-    None when the window holds anything else: escapes (quote pairing would need more care), newlines
-    inside strings, values other than objects, objects over the size limit: the record-by-record path
-    takes those.
-    """
-    if text.find("\\", start, start + max_chars) >= 0:
-        return None  # checked before encoding: feeds written with escapes decline every window
-    original = text[start : start + max_chars].encode("utf-8", errors="surrogateescape")
-    data = np.frombuffer(original, dtype=np.uint8)
-    if data.size == 0 or data[0] != ord("{"):
-        return None
-    # Without escapes, every quote opens or closes a string: their running parity says what is inside.
-    outside = np.bitwise_xor.accumulate((data == ord('"')).view(np.uint8)) == 0
-    # Depth after each bracket outside strings (a short array: brackets only, not every byte).
-    brackets = (data == ord("{")) | (data == ord("}")) | (data == ord("[")) | (data == ord("]"))
-    where = np.flatnonzero(outside & brackets)
-    kind = data[where]
-    opening = (kind == ord("{")) | (kind == ord("["))
-    depth = np.cumsum(np.where(opening, 1, -1), dtype=np.int32)
-    below = np.flatnonzero(depth < 0)
-    if below.size:  # the first bracket closing more than it opened ends the array (or is garbage)
-        if kind[below[0]] != ord("]"):
-            return None
-        limit = int(where[below[0]])
-        where, kind, opening, depth = where[: below[0]], kind[: below[0]], opening[: below[0]], depth[: below[0]]
-        data, outside = data[:limit], outside[:limit]
-    if depth.size == 0 or ((kind == ord("[")) & (depth == 1)).any() or ((data == 10) & ~outside).any():
-        return None  # an array where an object should be, or a line break inside a string
-    starts = where[opening & (depth == 1)]
-    ends = where[~opening & (depth == 0)]
-    count = ends.size
-    if count == 0 or starts.size not in (count, count + 1):
-        return None
-    starts = starts[:count]
-    if not ((starts < ends).all() and (ends[:-1] + 1 < starts[1:]).all()):
-        return None  # two objects touching
-    if (ends - starts).max() >= max_record_bytes:
-        return None
-    last = int(ends[-1])
-    marks = np.zeros(last + 2, dtype=np.int8)  # +1 where a gap between objects opens, -1 where it closes
-    np.add.at(marks, ends[:-1] + 1, 1)
-    np.add.at(marks, starts[1:], -1)
-    gaps = np.cumsum(marks[: last + 1], dtype=np.int8) > 0
-    gap = data[: last + 1][gaps]
-    if not ((gap == 32) | (gap == 9) | (gap == 13) | (gap == 10) | (gap == ord(","))).all():
-        return None  # something other than separators between objects
-    ndjson = data[: last + 1].copy()
-    ndjson[gaps | (ndjson == 10)] = 32  # separators and line breaks (outside strings) become spaces
-    ndjson[ends[:-1] + 1] = 10  # then one line per object
-    consumed = len(original[: last + 1].decode("utf-8", errors="surrogateescape"))
-    return ArrayWindow(ndjson.tobytes() + b"\n", original, starts, ends + 1, consumed)

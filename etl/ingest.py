@@ -15,6 +15,7 @@ from etl import storage
 from etl.fastpath import Block, ndjson_block
 from etl.feeds import Limits, Unit, is_line_delimited, iter_line_units, iter_units
 from etl.normalise import normalise_events
+from etl.overlap import prefetched
 from etl.records import ROW_COLUMNS, Expanded, Rejection, Row, expand_unit
 from etl.storage import FeedReadError
 from etl.validate import REJECTION_SCHEMA, split_valid
@@ -79,12 +80,14 @@ def ingest_file(
     read = 0
     parsed_any = False
     try:
-        for batch in _file_batches(file, limits or Limits(), on_read):
+        for batch in prefetched(_file_batches(file, limits or Limits(), on_read)):
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)
             if sink is not None:
-                sink(valid.sort("event_date", "_ordinal"))
+                # One row group per date, so reading one date of the staged copy skips the others.
+                for part in valid.sort("event_date", "_ordinal").partition_by("event_date", maintain_order=True):
+                    sink(part)
                 valid = valid.select(IDENTITY_COLUMNS)
             events.append(valid)
             rejected.append(bad)

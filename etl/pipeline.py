@@ -23,6 +23,7 @@ from etl import storage
 from etl.funnel import daily_funnel, lifetime_funnel
 from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file
 from etl.landing import discover
+from etl.overlap import Behind
 from etl.settings import Settings
 from etl.warehouse import Journal, Layout, RegisteredFile, load_registry, recover, registry_document, writer_lock
 
@@ -32,6 +33,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REJECTED = 3
 Clock = Callable[[], datetime]
+# Columns of a staged copy with few distinct values, worth dictionary-encoding (the rest are mostly unique).
+_FEW_VALUES = ["event", "channel", "message_type", "url", "campaign_id", "extra"]
+_FEW_VALUES += ["source_file", "source_sha256", "run_id"]
 
 
 def utc_now() -> datetime:
@@ -202,8 +206,12 @@ def _ingest_all(
     for file, provenance in jobs:
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
         staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
-        sink = storage.ParquetSink(staged[file.sha256], empty_events())
-        outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=sink.write)
+        sink = storage.ParquetSink(staged[file.sha256], empty_events(), _FEW_VALUES, ["event_date"])
+        write = Behind(sink.write)  # Parquet encoding of one batch overlaps the judging of the next
+        try:
+            outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=write)
+        finally:
+            write.close()
         sink.close()
         log.info(
             "read %s: %s records, %s quarantined%s",
@@ -259,20 +267,19 @@ def _build_and_stage(
     progress.on_dates(len(rebuild))
     written, deleted = [], []
     rebuilt: dict[date, Path | None] = {}  # the new partition file of each rebuilt date (None: now empty)
-    for day in rebuild:
+    for day in rebuild:  # one date in memory at a time (polars already spreads each over the cores)
         sources = [staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates]
-        events = rebuild_date(sources, day)
-        if events.is_empty():
+        events_path, funnel_path = journal.staging_path(), journal.staging_path()
+        if publish_date(sources, day, events_path, funnel_path):
+            journal.adopt(events_path, layout.event_partition(day))
+            journal.adopt(funnel_path, layout.daily_funnel_partition(day))
+            written.append(day.isoformat())
+            rebuilt[day] = events_path
+        else:
             journal.delete(layout.event_partition(day))
             journal.delete(layout.daily_funnel_partition(day))
             deleted.append(day.isoformat())
             rebuilt[day] = None
-        else:
-            rebuilt[day] = journal.put_parquet(events.drop("event_date"), layout.event_partition(day))
-            funnel = daily_funnel(events.lazy()).collect()
-            journal.put_parquet(funnel.drop("event_date"), layout.daily_funnel_partition(day))
-            written.append(day.isoformat())
-        del events  # one date in memory at a time
         progress.on_date_done(day)
     timer.lap("rebuild dates")
 
@@ -283,6 +290,16 @@ def _build_and_stage(
     journal.put_json(registry_document(updated), layout.registry)
     timer.lap("quarantine")
     return _manifest_body(plan, outcomes, counts, written, deleted)
+
+
+def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_path: Path) -> bool:
+    """Write one date's events and daily funnel from the staged files; False when it has no events."""
+    events = rebuild_date(staged_files, day)
+    if events.is_empty():
+        return False
+    storage.write_parquet(events.drop("event_date"), events_path)
+    storage.write_parquet(daily_funnel(events.lazy()).collect().drop("event_date"), funnel_path)
+    return True
 
 
 def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.DataFrame:

@@ -135,15 +135,27 @@ def write_parquet(frame: pl.DataFrame, path: Path) -> None:
 class ParquetSink:
     """One Parquet file written batch by batch (so a large input never sits whole in memory)."""
 
-    def __init__(self, path: Path, empty: pl.DataFrame) -> None:
+    def __init__(
+        self,
+        path: Path,
+        empty: pl.DataFrame,
+        dictionary: list[str] | None = None,
+        statistics: list[str] | None = None,
+    ) -> None:
+        """`dictionary`: the columns worth dictionary-encoding (few distinct values); `statistics`: the
+        columns readers filter on. Both default to all columns; naming them makes writing cheaper."""
         self.path = path
         self._schema = empty.to_arrow().schema
+        self._options: dict[str, Any] = {
+            "use_dictionary": True if dictionary is None else dictionary,
+            "write_statistics": True if statistics is None else statistics,
+        }
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pl.DataFrame) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, self._schema, compression=PARQUET_COMPRESSION)
+            self._writer = pq.ParquetWriter(self.path, self._schema, compression=PARQUET_COMPRESSION, **self._options)
         self._writer.write_table(frame.to_arrow().cast(self._schema))
 
     def close(self) -> None:

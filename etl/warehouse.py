@@ -146,10 +146,19 @@ class Journal:
 
     def reserve(self, target: Path, suffix: str = ".parquet") -> Path:
         """A staging path the caller writes itself, published at `target`."""
+        staged = self.staging_path(suffix)
+        self.adopt(staged, target)
+        return staged
+
+    def staging_path(self, suffix: str = ".parquet") -> Path:
+        """A fresh path in the journal for the caller to write; nothing is published until `adopt`."""
         staged = self._next_path(suffix)
         staged.parent.mkdir(parents=True, exist_ok=True)
-        self._ops.append({"op": "replace", "src": self._rel(staged), "dst": self._rel(target)})
         return staged
+
+    def adopt(self, staged: Path, target: Path) -> None:
+        """Publish a file written at a `staging_path` at `target`."""
+        self._ops.append({"op": "replace", "src": self._rel(staged), "dst": self._rel(target)})
 
     def put_json(self, data: Any, target: Path) -> None:
         staged = self._next_path(".json")
