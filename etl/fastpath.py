@@ -73,20 +73,23 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
     user_id, user_alt = (pl.col(key).str.strip_chars(TRIM) for key in USER_KEYS)
     conflict = (user_id != "") & (user_alt != "") & (user_id != user_alt)
     payload = pl.col("events").is_not_null()
-    flat_fields = pl.any_horizontal(pl.col(key).is_not_null() for key in _FLAT_ONLY)
-    awkward = (
-        conflict.fill_null(False)  # the slow path words the conflict
-        | (payload & flat_fields)  # payload-level fields follow the general rules
-        | (pl.col("events").list.len() == 0)  # an empty payload is quarantined
-        | pl.col("events").list.eval(pl.element().is_null()).list.any()  # an event that is not an object
-    )
+    payloads = frame["events"].null_count() < frame.height
+    awkward = conflict.fill_null(False)  # the slow path words the conflict
+    if payloads:
+        flat_fields = pl.any_horizontal(pl.col(key).is_not_null() for key in _FLAT_ONLY)
+        awkward = (
+            awkward
+            | (payload & flat_fields)  # payload-level fields follow the general rules
+            | (pl.col("events").list.len() == 0)  # an empty payload is quarantined
+            | pl.col("events").list.eval(pl.element().is_null()).list.any()  # an event that is not an object
+        )
     if frame.select(awkward.fill_null(False).any()).item():
         return None
     frame = frame.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_record"),
         pl.coalesce(pl.when(user_id != "").then(user_id), pl.when(user_alt != "").then(user_alt)).alias("user_id"),
     )
-    flat = frame.filter(~payload).select(
+    flat = (frame.filter(~payload) if payloads else frame).select(
         "_record",
         pl.lit(-1, dtype=pl.Int64).alias("_event"),
         "user_id",
@@ -94,37 +97,36 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
         pl.col("timestamp").alias("timestamp_text"),
         *(pl.col(key).alias(column) for key, column in PROPERTY_COLUMNS.items()),
     )
-    events = (
-        frame.filter(payload)
-        .select("_record", "user_id", "events", pl.int_ranges(pl.col("events").list.len()).alias("_event"))
-        .explode("events", "_event")
-        .unnest("events")
-        .unnest("properties")
-        .select(
-            "_record",
-            pl.col("_event").cast(pl.Int64),
-            "user_id",
-            "event",
-            pl.col("timestamp").alias("timestamp_text"),
-            *(pl.col(key).alias(column) for key, column in PROPERTY_COLUMNS.items()),
+    ordered = flat  # flat records only: already one row each, in order
+    if payloads:
+        events = (
+            frame.filter(payload)
+            .select("_record", "user_id", "events", pl.int_ranges(pl.col("events").list.len()).alias("_event"))
+            .explode("events", "_event")
+            .unnest("events")
+            .unnest("properties")
+            .select(
+                "_record",
+                pl.col("_event").cast(pl.Int64),
+                "user_id",
+                "event",
+                pl.col("timestamp").alias("timestamp_text"),
+                *(pl.col(key).alias(column) for key, column in PROPERTY_COLUMNS.items()),
+            )
         )
-    )
+        ordered = pl.concat([flat, events]).sort("_record", "_event")
     where = pl.format(position, pl.col("_record") + first)
     none = pl.lit(None, dtype=pl.String)
-    rows = (
-        pl.concat([flat, events])
-        .sort("_record", "_event")
-        .with_columns(
-            pl.lit(None, dtype=pl.Float64).alias("timestamp_number"),
-            none.alias("extra"),
-            none.alias("wrong_type"),
-            none.alias("user_id_conflict"),
-            pl.when(pl.col("_event") < 0)
-            .then(where)
-            .otherwise(pl.format("{} event {}", where, pl.col("_event")))
-            .alias("source_position"),
-            pl.lit("").alias("raw"),
-        )
+    rows = ordered.with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("timestamp_number"),
+        none.alias("extra"),
+        none.alias("wrong_type"),
+        none.alias("user_id_conflict"),
+        pl.when(pl.col("_event") < 0)
+        .then(where)
+        .otherwise(pl.format("{} event {}", where, pl.col("_event")))
+        .alias("source_position"),
+        pl.lit("").alias("raw"),
     )
     return rows.select(ROW_COLUMNS), rows["_record"].to_numpy()
 

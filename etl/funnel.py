@@ -14,21 +14,42 @@ def lifetime_funnel(events: pl.LazyFrame) -> pl.LazyFrame:
     return _funnel(events, ["campaign_id"])
 
 
+def lifetime_funnel_in_shares(events: pl.LazyFrame, shares: int) -> pl.DataFrame:
+    """`lifetime_funnel`, computed one share of the users at a time (split by a hash of user_id).
+
+    A user is in one share only, so distinct users add up across shares: the same result, with the
+    memory of one share's user sets.
+    """
+    if shares <= 1:
+        return lifetime_funnel(events).collect(engine="streaming")
+    keys = ["campaign_id"]
+    share = pl.col("user_id").hash(seed=0) % shares
+    parts = [_counts(events.filter(share == n), keys).collect(engine="streaming") for n in range(shares)]
+    totals = pl.concat(parts).lazy().group_by(keys).agg(pl.all().sum())
+    return _finish(totals, keys).collect()
+
+
 def daily_funnel(events: pl.LazyFrame) -> pl.LazyFrame:
     """One row per (event_date, campaign_id); rates use that day's counts."""
     return _funnel(events, ["event_date", "campaign_id"])
 
 
 def _funnel(events: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    return _finish(_counts(events, keys), keys)
+
+
+def _counts(events: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     counts = [(pl.col("event") == event).sum().cast(pl.Int64).alias(name) for event, name in FUNNEL_NAMES.items()]
     uniques = [
         pl.col("user_id").filter(pl.col("event") == event).n_unique().cast(pl.Int64).alias(f"unique_{name}")
         for event, name in FUNNEL_NAMES.items()
     ]
+    return events.group_by(keys).agg(*counts, *uniques)
+
+
+def _finish(counts: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     return (
-        events.group_by(keys)
-        .agg(*counts, *uniques)
-        .with_columns(_rates())
+        counts.with_columns(_rates())
         .select(*keys, *[name for name in FUNNEL_COLUMNS if name not in keys])
         .sort(keys, nulls_last=True)
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from contracts import Event, event_columns
@@ -21,7 +22,8 @@ from etl.storage import FeedReadError
 from etl.validate import REJECTION_SCHEMA, split_valid
 
 BATCH_ROWS = 50_000
-IDENTITY_COLUMNS = ["event_id", "_ordinal", "event_date"]
+# Blocks read at once are judged together up to this many rows: validation has a fixed cost per call.
+JUDGE_ROWS = 100_000
 _ROW_SCHEMA = {name: (pl.Float64 if name == "timestamp_number" else pl.String) for name in ROW_COLUMNS}
 _UNREADABLE = ("unreadable_file", "invalid_json", "invalid_utf8", "record_too_large", "too_deeply_nested")
 
@@ -49,10 +51,11 @@ class Provenance:
 class FileOutcome:
     file: LandingFile
     # Valid events (event columns + event_date + _ordinal, duplicates within the file included);
-    # only IDENTITY_COLUMNS when the events were streamed to a sink.
+    # no rows when they were streamed to a sink.
     events: pl.DataFrame
     quarantine: pl.DataFrame  # QuarantineRecord columns
     read: int
+    dates: list[date] = field(default_factory=list)  # the event dates of its valid events, sorted
     rejected: str = ""  # why the whole file was rejected, when nothing in it could be read
     notes: list[str] = field(default_factory=list)
 
@@ -66,8 +69,8 @@ def ingest_file(
 ) -> FileOutcome:
     """Read, expand, normalise and judge every record of one file. Writes nothing itself.
 
-    With a `sink`, each batch of valid events is handed to it as soon as it is judged and only the
-    identity columns are kept, so memory does not grow with the size of the file.
+    With a `sink`, each batch of valid events is handed to it as soon as it is judged and not kept,
+    so memory does not grow with the size of the file.
     """
     lineage = {
         "source_file": file.name,
@@ -76,6 +79,7 @@ def ingest_file(
         "run_id": provenance.run_id,
     }
     events: list[pl.DataFrame] = []
+    dates: set[date] = set()
     rejected: list[pl.DataFrame] = []
     read = 0
     parsed_any = False
@@ -84,12 +88,12 @@ def ingest_file(
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)
-            if sink is not None:
-                # One row group per date, so reading one date of the staged copy skips the others.
+            dates.update(valid["event_date"].unique().to_list())
+            if sink is None:
+                events.append(valid)
+            else:  # one row group per date, so reading one date of the staged copy skips the others
                 for part in valid.sort("event_date", "_ordinal").partition_by("event_date", maintain_order=True):
                     sink(part)
-                valid = valid.select(IDENTITY_COLUMNS)
-            events.append(valid)
             rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"
@@ -98,11 +102,12 @@ def ingest_file(
         read += 1
     outcome = FileOutcome(
         file=file,
-        events=pl.concat(events) if events else empty_events(IDENTITY_COLUMNS if sink else None),
+        events=pl.concat(events) if events else empty_events(),
         quarantine=_quarantine_frame(pl.concat(rejected) if rejected else None, lineage),
         read=read,
+        dates=sorted(dates),
     )
-    if read and not parsed_any and outcome.events.is_empty():
+    if read and not parsed_any and not dates:
         reasons = set(outcome.quarantine["reason"].to_list())
         if reasons <= set(_UNREADABLE):
             outcome.rejected = outcome.quarantine["detail"][0]
@@ -142,8 +147,38 @@ class _Batch:
 def _file_batches(file: LandingFile, limits: Limits, on_read: Callable[[int], None] | None) -> Iterator[_Batch]:
     chunks = storage.iter_bytes(file.path, on_read=on_read)
     if is_line_delimited(file.name):
-        return _line_batches(chunks, limits)
-    return _batches(iter_units(file.name, chunks, limits), 0)
+        return _joined(_line_batches(chunks, limits))
+    return _joined(_batches(iter_units(file.name, chunks, limits), 0))
+
+
+def _joined(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """Consecutive batches read at once, joined into one of up to JUDGE_ROWS rows."""
+    run: list[_Batch] = []
+    for batch in batches:
+        if run and (batch.frame is None or sum(b.count for b in run) >= JUDGE_ROWS):
+            yield _join(run)
+            run = []
+        if batch.frame is None:
+            yield batch
+        else:
+            run.append(batch)
+    if run:
+        yield _join(run)
+
+
+def _join(run: list[_Batch]) -> _Batch:
+    if len(run) == 1:
+        return run[0]
+    starts = np.cumsum([0] + [b.count for b in run[:-1]])
+
+    def raw_of(row: int) -> str:
+        part = int(np.searchsorted(starts, row, side="right")) - 1
+        raw = run[part].raw_of
+        assert raw is not None
+        return raw(row - int(starts[part]))
+
+    frame = pl.concat([b.frame for b in run if b.frame is not None])
+    return _Batch(run[0].first_ordinal, count=frame.height, parsed=True, frame=frame, raw_of=raw_of)
 
 
 def _line_batches(chunks: Iterator[bytes], limits: Limits) -> Iterator[_Batch]:

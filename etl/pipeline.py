@@ -7,6 +7,7 @@ Units of work are independent functions (`ingest_file`, `rebuild_date`, `daily_f
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ import polars as pl
 
 from contracts import event_columns
 from etl import storage
-from etl.funnel import daily_funnel, lifetime_funnel
+from etl.funnel import daily_funnel, lifetime_funnel, lifetime_funnel_in_shares
 from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file
 from etl.landing import discover
 from etl.overlap import Behind
@@ -33,6 +34,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REJECTED = 3
 Clock = Callable[[], datetime]
+# Work that holds identities or user sets in memory is split into shares of about this many rows
+# (by a hash), so memory stays flat however large a date or the warehouse grows.
+SHARE_ROWS = 500_000
 # Columns of a staged copy with few distinct values, worth dictionary-encoding (the rest are mostly unique).
 _FEW_VALUES = ["event", "channel", "message_type", "url", "campaign_id", "extra"]
 _FEW_VALUES += ["source_file", "source_sha256", "run_id"]
@@ -244,7 +248,7 @@ def _build_and_stage(
     staged_paths = {sha: layout.staged(sha) for sha in registry} | staged
     for outcome in outcomes:
         file = outcome.file
-        dates = sorted({d.isoformat() for d in outcome.events["event_date"].unique().to_list()})
+        dates = [d.isoformat() for d in outcome.dates]
         if file.sha256 in new_shas:
             updated[file.sha256] = RegisteredFile(
                 sha256=file.sha256,
@@ -295,27 +299,58 @@ def _build_and_stage(
 def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_path: Path) -> bool:
     """Write one date's events and daily funnel from the staged files; False when it has no events."""
     events = rebuild_date(staged_files, day)
-    if events.is_empty():
+    if events is None:
         return False
-    storage.write_parquet(events.drop("event_date"), events_path)
-    storage.write_parquet(daily_funnel(events.lazy()).collect().drop("event_date"), funnel_path)
+    storage.sink_parquet(events, events_path)
+    written = storage.scan_parquet([events_path]).select("campaign_id", "event", "user_id")
+    funnel = daily_funnel(written.with_columns(event_date=pl.lit(day))).collect()
+    storage.write_parquet(funnel.drop("event_date"), funnel_path)
     return True
 
 
-def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.DataFrame:
-    """Every distinct event of one date from the staged files; a duplicate keeps its first sighting
-    by (source file, position), so the result does not depend on the order files arrived in."""
-    paths = list(staged_files)
-    if not paths:
-        return pl.DataFrame()
-    return (
-        storage.scan_parquet(paths)
-        .filter(pl.col("event_date") == day)
-        .sort("source_file", "source_sha256", "_ordinal")
-        .unique("event_id", keep="first", maintain_order=True)
-        .select(*event_columns(), "event_date")
-        .collect()
+def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.LazyFrame | None:
+    """Every distinct event of one date from the staged files (event columns, streamable); None
+    when there is none. A duplicate keeps its first sighting by (source file, position), so the
+    result does not depend on the order files arrived in.
+
+    Each staged copy holds one file's rows of a date in position order, so the copies, ordered by
+    their source, already are in that order: only identities are read to find the repeats (a share
+    at a time), and the rows stream from the copies straight to the output.
+    """
+    parts = []
+    for path in staged_files:
+        rows = storage.scan_parquet([path]).filter(pl.col("event_date") == day)
+        head = rows.select("source_file", "source_sha256").head(1).collect()
+        if head.height:
+            parts.append((head.row(0), rows))
+    if not parts:
+        return None
+    parts.sort(key=lambda part: part[0])
+    ids = pl.concat(
+        [
+            rows.select("event_id", "_ordinal").with_columns(_part=pl.lit(n, pl.Int64))
+            for n, (_, rows) in enumerate(parts)
+        ]
     )
+    repeats: dict[int, list[int]] = {}
+    for share in _shares(ids):
+        chosen = ids.filter(share).sort("_part", "_ordinal").filter(~pl.col("event_id").is_first_distinct())
+        for n, ordinals in chosen.group_by("_part").agg("_ordinal").collect().iter_rows():
+            repeats.setdefault(n, []).extend(ordinals)
+    streams = []
+    for n, (_, rows) in enumerate(parts):
+        kept = rows if n not in repeats else rows.filter(~pl.col("_ordinal").is_in(repeats[n]))
+        streams.append(kept.select(event_columns()))
+    return pl.concat(streams)
+
+
+def _shares(ids: pl.LazyFrame) -> list[pl.Expr]:
+    """Filters splitting identities into shares of about SHARE_ROWS rows (by the id's first digits)."""
+    count = math.ceil(ids.select(pl.len()).collect().item() / SHARE_ROWS)
+    if count <= 1:
+        return [pl.lit(True)]
+    digits = pl.col("event_id").str.slice(0, 6).str.to_integer(base=16)  # the id is a uniform hex hash
+    return [digits % count == n for n in range(count)]
 
 
 def _dates_to_rebuild(
@@ -343,7 +378,8 @@ def _lifetime(layout: Layout, rebuilt: dict[date, Path | None]) -> pl.DataFrame:
         empty = pl.LazyFrame(schema={"campaign_id": pl.String, "event": pl.String, "user_id": pl.String})
         return lifetime_funnel(empty).collect()
     events = storage.scan_parquet(paths).select("campaign_id", "event", "user_id")
-    return lifetime_funnel(events).collect(engine="streaming")
+    rows = storage.scan_parquet(paths).select(pl.len()).collect().item()  # from the files' metadata
+    return lifetime_funnel_in_shares(events, math.ceil(rows / SHARE_ROWS))
 
 
 def _stage_quarantine(layout: Layout, journal: Journal, outcomes: list[FileOutcome]) -> None:
@@ -369,32 +405,51 @@ def _account(
     window: tuple[date, date] | None,
 ) -> dict[str, tuple[int, int]]:
     """(loaded, duplicates) per file: an event is loaded by the first file, in processing order, that
-    carries it and is a duplicate everywhere after, including against what the warehouse already held."""
-    new_dates = sorted({d for o in outcomes for d in o.events["event_date"].unique().to_list()})
-    if window is None:
-        published = set(layout.event_dates())
-        prior_paths = [layout.event_partition(d) for d in new_dates if d in published]
-    else:
-        prior_paths = [staged_paths[entry.sha256] for entry in plan.kept if staged_paths[entry.sha256].exists()]
-    frames = [
-        o.events.select("event_id", "_ordinal").with_columns(pl.lit(index, dtype=pl.Int64).alias("_file"))
-        for index, o in enumerate(outcomes)
-    ]
-    if prior_paths:
-        prior = storage.scan_parquet(prior_paths).select("event_id").collect()
-        frames.insert(0, prior.with_columns(_ordinal=pl.lit(0, pl.Int64), _file=pl.lit(-1, pl.Int64)))
-    seen = (
-        pl.concat(frames)
-        .sort("_file", "_ordinal")
-        .with_columns(first=pl.col("event_id").is_first_distinct())
-        .group_by("_file")
-        .agg(loaded=pl.col("first").sum(), rows=pl.len())
-    )
-    counts = {}
-    for row in seen.iter_rows(named=True):
-        if row["_file"] >= 0:
-            counts[outcomes[row["_file"]].file.sha256] = (int(row["loaded"]), int(row["rows"] - row["loaded"]))
-    return counts
+    carries it and is a duplicate everywhere after, including against what the warehouse already held.
+
+    An event's date is part of its identity, so each date is counted on its own, from the staged
+    copies: one date's identities in memory at a time.
+    """
+    published = set(layout.event_dates()) if window is None else set()
+    kept = [entry for entry in plan.kept if staged_paths[entry.sha256].exists()] if window else []
+    loaded: Counter[str] = Counter()
+    rows: Counter[str] = Counter()
+    for day in sorted({d for o in outcomes for d in o.dates}):
+        frames = [
+            _identities([staged_paths[o.file.sha256]], day).with_columns(_file=pl.lit(index, dtype=pl.Int64))
+            for index, o in enumerate(outcomes)
+            if day in o.dates
+        ]
+        if day in published:  # a run: the warehouse holds what this date published before
+            prior = storage.scan_parquet([layout.event_partition(day)]).select("event_id")
+            frames.insert(0, _prior(prior))
+        prior_files = [staged_paths[e.sha256] for e in kept if day.isoformat() in e.event_dates]
+        if prior_files:  # a reprocess: files not re-read keep their events
+            frames.insert(0, _prior(_identities(prior_files, day).select("event_id")))
+        identities = pl.concat(frames)
+        for share in _shares(identities):
+            seen = (
+                identities.filter(share)
+                .sort("_file", "_ordinal")
+                .with_columns(first=pl.col("event_id").is_first_distinct())
+                .group_by("_file")
+                .agg(loaded=pl.col("first").sum(), rows=pl.len())
+                .collect()
+            )
+            for row in seen.iter_rows(named=True):
+                if row["_file"] >= 0:
+                    sha = outcomes[row["_file"]].file.sha256
+                    loaded[sha] += row["loaded"]
+                    rows[sha] += row["rows"]
+    return {sha: (loaded[sha], rows[sha] - loaded[sha]) for sha in rows}
+
+
+def _identities(staged: list[Path], day: date) -> pl.LazyFrame:
+    return storage.scan_parquet(staged).filter(pl.col("event_date") == day).select("event_id", "_ordinal")
+
+
+def _prior(ids: pl.LazyFrame) -> pl.LazyFrame:
+    return ids.with_columns(_ordinal=pl.lit(0, pl.Int64), _file=pl.lit(-1, pl.Int64))
 
 
 def _manifest_body(

@@ -132,6 +132,13 @@ def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     _fsync(path)
 
 
+def sink_parquet(frame: pl.LazyFrame, path: Path) -> None:
+    """Stream a lazy frame to a Parquet file durably, in bounded memory and in its row order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.sink_parquet(path, compression=PARQUET_COMPRESSION, statistics=True, maintain_order=True)
+    _fsync(path)
+
+
 class ParquetSink:
     """One Parquet file written batch by batch (so a large input never sits whole in memory)."""
 

@@ -235,3 +235,15 @@ def test_clean_payloads_are_read_vectorised() -> None:
     assert rows["source_position"].to_list() == ["line 3 event 0", "line 3 event 1", "line 4"]
     assert sources.tolist() == [0, 0, 1]
     assert rows["campaign_id"].to_list() == ["C", None, None]
+
+
+def test_blocks_judged_together_keep_each_records_raw_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("etl.fastpath.WINDOW_CHARS", 120)  # many small windows, judged as one batch
+    monkeypatch.setattr("etl.feeds.WINDOW_CHARS", 120)
+    records = [{"id": f"u{i}", "event": "Message Sent" if i != 7 else "Nope"} for i in range(12)]
+    outcome = ingest_text("f.json", records, tmp_path)
+    assert outcome.quarantine.select("position", "raw").rows() == [("element 7", json.dumps(records[7]))]
+    assert outcome.events.sort("_ordinal")["user_id"].to_list() == [f"u{i}" for i in range(12) if i != 7]
+    assert outcome_rows(tmp_path, json.dumps(records), name="f.json") == outcome_rows(
+        tmp_path, json.dumps(records), vectorised=False, name="f.json"
+    )

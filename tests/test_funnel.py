@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from datetime import date
 from fractions import Fraction
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 
 from contracts import DailyFunnel, LifetimeFunnel
-from etl.funnel import daily_funnel, lifetime_funnel, ratio
+from etl.funnel import daily_funnel, lifetime_funnel, lifetime_funnel_in_shares, ratio
 from tests.helpers import assert_accounted, run_at, table
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -131,3 +132,18 @@ def test_lifetime_uniques_are_exact_not_sums_of_days() -> None:
     )
     assert lifetime_funnel(events.lazy()).collect()["unique_viewed"].to_list() == [2]
     assert daily_funnel(events.lazy()).collect()["unique_viewed"].sum() == 4
+
+
+def test_lifetime_funnel_in_shares_equals_the_whole() -> None:
+    rng = random.Random(5)
+    names = ["Message Sent", "Message Delivered", "Message Viewed", "Message Clicked", "Unsubscribed"]
+    events = pl.DataFrame(
+        {
+            "campaign_id": [rng.choice(["A", "B", None]) for _ in range(3000)],
+            "event": [rng.choice(names) for _ in range(3000)],
+            "user_id": [f"u{rng.randrange(400)}" for _ in range(3000)],
+        }
+    )
+    whole = lifetime_funnel(events.lazy()).collect()
+    for shares in (2, 7):
+        assert lifetime_funnel_in_shares(events.lazy(), shares).equals(whole)

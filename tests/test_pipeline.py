@@ -219,6 +219,32 @@ def test_one_run_equals_nightly_runs_in_any_order_equals_reprocess(tmp_path: Pat
         assert_same_tables(once / "wh", root / "wh")
 
 
+def test_work_split_in_shares_gives_the_same_tables_and_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = record("u1", campaignId="C")
+    files = {
+        "a.json": [rec, rec, *day_file_records(1, range(0, 6)), *day_file_records(2, range(0, 4))],
+        "b.ndjson": ndjson([rec, *day_file_records(1, range(3, 9)), record("u7", campaignId="C")]),
+    }
+    results = {}
+    for label, share_rows in (("whole", 1_000_000), ("shares", 2)):
+        monkeypatch.setattr("etl.pipeline.SHARE_ROWS", share_rows)
+        root = tmp_path / label
+        write(root / "landing", "a.json", files["a.json"])
+        first = run_at(root / "landing", root / "wh")
+        write(root / "landing", "b.ndjson", files["b.ndjson"])
+        second = run_at(root / "landing", root / "wh", at=INGESTED_AT + timedelta(hours=1))
+        again = reprocess(
+            Settings(root / "landing", root / "wh"), date(2024, 5, 1), date(2024, 5, 2), clock=fixed_clock(INGESTED_AT)
+        )
+        results[label] = [
+            [(f["read"], f["loaded"], f["duplicates"]) for f in r.manifest["files"]] for r in (first, second, again)
+        ]
+        assert_accounted(second.manifest)
+    assert results["whole"] == results["shares"]
+    assert results["whole"][1] == [(14, 7, 7)]  # rec again, 12 events of which 6 seen before, u7 new
+    assert_same_tables(tmp_path / "whole" / "wh", tmp_path / "shares" / "wh")
+
+
 def test_defaulted_timestamps_are_reproduced_by_reprocess(tmp_path: Path) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     write(landing, "a.json", [{"id": "u1", "event": "Message Sent", "campaignId": "C"}])
