@@ -20,6 +20,7 @@ _MS_EPOCH_ABOVE = 1e11
 _MIN_EPOCH_US = -62_135_596_800_000_000
 _MAX_EPOCH_US = 253_402_300_799_999_999
 
+_CANONICAL = {name: name for name in EVENT_BY_KEY.values()}
 IDENTITY_COLUMNS = (
     "user_id",
     "event",
@@ -55,9 +56,11 @@ def normalise_events(rows: pl.LazyFrame) -> pl.LazyFrame:
 
 def canonical_event(name: pl.Expr) -> pl.Expr:
     """The canonical event name when the input matches one; else the trimmed input (or null)."""
-    key = name.str.strip_chars().str.to_lowercase().str.replace_all("_", " ").str.replace_all(r"\s+", " ")
+    exact = name.replace_strict(_CANONICAL, default=None, return_dtype=pl.String)
+    other = pl.when(exact.is_null()).then(name)  # only names not already canonical are rewritten
+    key = other.str.strip_chars().str.to_lowercase().str.replace_all("_", " ").str.replace_all(r"\s+", " ")
     canonical = key.replace_strict(EVENT_BY_KEY, default=None, return_dtype=pl.String)
-    return pl.coalesce(canonical, _blank_to_null(name)).alias("event")
+    return pl.coalesce(exact, canonical, _blank_to_null(name)).alias("event")
 
 
 def parse_timestamp_text(text: pl.Expr) -> pl.Expr:
@@ -117,7 +120,7 @@ def event_id() -> pl.Expr:
 
 
 def _clean_text(name: str) -> pl.Expr:
-    return _blank_to_null(pl.col(name).str.strip_chars()).alias(name)
+    return pl.col(name).str.strip_chars().replace("", None).alias(name)
 
 
 def _blank_to_null(text: pl.Expr) -> pl.Expr:
