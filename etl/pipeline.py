@@ -37,9 +37,6 @@ Clock = Callable[[], datetime]
 # Work that holds identities or user sets in memory is split into shares of about this many rows
 # (by a hash), so memory stays flat however large a date or the warehouse grows.
 SHARE_ROWS = 500_000
-# Columns of a staged copy with few distinct values, worth dictionary-encoding (the rest are mostly unique).
-_FEW_VALUES = ["event", "channel", "message_type", "url", "campaign_id", "extra"]
-_FEW_VALUES += ["source_file", "source_sha256", "run_id"]
 
 
 def utc_now() -> datetime:
@@ -209,8 +206,8 @@ def _ingest_all(
     outcomes, staged = [], {}
     for file, provenance in jobs:
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
-        staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
-        sink = storage.ParquetSink(staged[file.sha256], empty_events(), _FEW_VALUES, ["event_date"])
+        staged[file.sha256] = journal.reserve(layout.staged(file.sha256), suffix="")
+        sink = storage.ParquetParts(staged[file.sha256], empty_events())
         write = Behind(sink.write)  # Parquet encoding of one batch overlaps the judging of the next
         try:
             outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=write)
@@ -267,6 +264,7 @@ def _build_and_stage(
     timer.lap("stage")
 
     counts = _account(layout, plan, outcomes, staged_paths, window)
+    timer.lap("account")
     rebuild = _dates_to_rebuild(layout, registry, updated, new_shas, window)
     progress.on_dates(len(rebuild))
     written, deleted = [], []
@@ -320,33 +318,42 @@ def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.LazyFrame | None
     parts = []
     for path in staged_files:
         rows = storage.scan_parquet([path]).filter(pl.col("event_date") == day)
-        head = rows.select("source_file", "source_sha256").head(1).collect()
-        if head.height:
-            parts.append((head.row(0), rows))
+        count, *source = rows.select(pl.len(), pl.first("source_file"), pl.first("source_sha256")).collect().row(0)
+        if count:
+            parts.append((tuple(source), rows, count))
     if not parts:
         return None
     parts.sort(key=lambda part: part[0])
     ids = pl.concat(
         [
             rows.select("event_id", "_ordinal").with_columns(_part=pl.lit(n, pl.Int64))
-            for n, (_, rows) in enumerate(parts)
+            for n, (_, rows, _) in enumerate(parts)
         ]
     )
     repeats: dict[int, list[int]] = {}
-    for share in _shares(ids):
-        chosen = ids.filter(share).sort("_part", "_ordinal").filter(~pl.col("event_id").is_first_distinct())
-        for n, ordinals in chosen.group_by("_part").agg("_ordinal").collect().iter_rows():
+    for share in _shares(sum(count for _, _, count in parts)):
+        chosen = _in_order(ids.filter(share).collect(), "_part").filter(~pl.col("event_id").is_first_distinct())
+        for n, ordinals in chosen.group_by("_part").agg("_ordinal").iter_rows():
             repeats.setdefault(n, []).extend(ordinals)
     streams = []
-    for n, (_, rows) in enumerate(parts):
+    for n, (_, rows, _) in enumerate(parts):
         kept = rows if n not in repeats else rows.filter(~pl.col("_ordinal").is_in(repeats[n]))
         streams.append(kept.select(event_columns()))
     return pl.concat(streams)
 
 
-def _shares(ids: pl.LazyFrame) -> list[pl.Expr]:
-    """Filters splitting identities into shares of about SHARE_ROWS rows (by the id's first digits)."""
-    count = math.ceil(ids.select(pl.len()).collect().item() / SHARE_ROWS)
+def _in_order(ids: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Identities sorted by (source, _ordinal): read in that order already (sources concatenated in
+    order, each in position order), so the sort is only a safeguard that costs one check."""
+    key = pl.col(source).cast(pl.Int64) * (1 << 40) + pl.col("_ordinal")
+    if ids.select(key.diff().min().fill_null(0) >= 0).item():
+        return ids
+    return ids.sort(source, "_ordinal")
+
+
+def _shares(rows: int) -> list[pl.Expr]:
+    """Filters splitting `rows` identities into shares of about SHARE_ROWS (by the id's first digits)."""
+    count = math.ceil(rows / SHARE_ROWS)
     if count <= 1:
         return [pl.lit(True)]
     digits = pl.col("event_id").str.slice(0, 6).str.to_integer(base=16)  # the id is a uniform hex hash
@@ -427,14 +434,12 @@ def _account(
         if prior_files:  # a reprocess: files not re-read keep their events
             frames.insert(0, _prior(_identities(prior_files, day).select("event_id")))
         identities = pl.concat(frames)
-        for share in _shares(identities):
+        for share in _shares(identities.select(pl.len()).collect().item()):
             seen = (
-                identities.filter(share)
-                .sort("_file", "_ordinal")
+                _in_order(identities.filter(share).collect(), "_file")
                 .with_columns(first=pl.col("event_id").is_first_distinct())
                 .group_by("_file")
                 .agg(loaded=pl.col("first").sum(), rows=pl.len())
-                .collect()
             )
             for row in seen.iter_rows(named=True):
                 if row["_file"] >= 0:

@@ -68,7 +68,8 @@ class Layout:
         return self.root / STATE / "registry.json"
 
     def staged(self, sha256: str) -> Path:
-        return self.root / STATE / "staged" / f"{sha256}.parquet"
+        """The folder of parts holding a file's valid events as read (duplicates included)."""
+        return self.root / STATE / "staged" / sha256
 
     @property
     def journal_root(self) -> Path:

@@ -349,3 +349,12 @@ def test_ingestion_time_in_the_future_check_uses_first_ingestion(tmp_path: Path)
     later = fixed_clock(datetime(2025, 1, 1, tzinfo=UTC))
     day = (INGESTED_AT + timedelta(hours=20)).date()
     assert reprocess(Settings(landing, wh), day, day, clock=later).manifest["totals"]["loaded"] == 1
+
+
+def test_identities_read_out_of_order_are_sorted_before_choosing() -> None:
+    from etl.pipeline import _in_order
+
+    ids = pl.DataFrame({"_part": [0, 1, 0], "_ordinal": [1, 0, 2], "event_id": ["a", "b", "c"]})
+    assert _in_order(ids, "_part")["event_id"].to_list() == ["a", "c", "b"]
+    ordered = ids.sort("_part", "_ordinal")
+    assert _in_order(ordered, "_part") is ordered
