@@ -24,9 +24,20 @@ from etl import storage
 from etl.funnel import daily_funnel, lifetime_funnel, lifetime_funnel_in_shares
 from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file
 from etl.landing import discover
+from etl.normalise import event_id
 from etl.overlap import Behind
 from etl.settings import Settings
-from etl.warehouse import Journal, Layout, RegisteredFile, load_registry, recover, registry_document, writer_lock
+from etl.warehouse import (
+    REGISTRY_VERSION,
+    Journal,
+    Layout,
+    RegisteredFile,
+    load_registry,
+    recover,
+    registry_document,
+    registry_version,
+    writer_lock,
+)
 
 log = logging.getLogger("etl")
 
@@ -37,6 +48,11 @@ Clock = Callable[[], datetime]
 # Work that holds identities or user sets in memory is split into shares of about this many rows
 # (by a hash), so memory stays flat however large a date or the warehouse grows.
 SHARE_ROWS = 500_000
+UPGRADE_BATCH_ROWS = 100_000
+UPGRADE_NOTE = (
+    "the warehouse was written by an earlier version (event ids were BLAKE2b, now SHA-256): "
+    "every date is rebuilt once, from the landing files and the staged copies"
+)
 
 
 def utc_now() -> datetime:
@@ -105,12 +121,16 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
     with writer_lock(layout, run_id) as lock_notes:
         notes = lock_notes + recover(layout)
         registry = load_registry(layout)
+        upgrade = registry_version(layout) < REGISTRY_VERSION
+        if upgrade:  # every published event id changes: rebuild every date once
+            window = (date.min, date.max)
+            notes.append(UPGRADE_NOTE)
         known = {} if window else {(e.path, e.size, e.mtime_ns): sha for sha, e in registry.items()}
         discovery = discover(settings.landing, settings.min_file_age, known)
         plan = _plan(discovery.files, registry, reprocessing=window is not None)
         notes += discovery.notes + plan.notes
         timer.lap("discover")
-        if not plan.new and not plan.reparse:
+        if not plan.new and not plan.reparse and not upgrade:
             for note in notes:
                 log.info(note)
             return RunResult(run_id, {}, None, EXIT_OK, nothing_to_do=True, notes=notes)
@@ -121,6 +141,8 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
         journal = Journal(layout, run_id)
         try:
             outcomes, staged = _ingest_all(layout, journal, plan, started, run_id, settings, progress)
+            if upgrade:
+                staged = _upgrade_staged(layout, journal, registry, plan) | staged
             timer.lap("read")
             manifest = _build_and_stage(
                 layout, journal, registry, plan, outcomes, staged, window, started, run_id, progress, timer
@@ -225,6 +247,30 @@ def _ingest_all(
         outcomes.append(outcome)
         progress.on_file_done(file)
     return outcomes, staged
+
+
+def _upgrade_staged(
+    layout: Layout, journal: Journal, registry: dict[str, RegisteredFile], plan: _Plan
+) -> dict[str, Path]:
+    """Version 1 staged copies -> today's form (parts, SHA-256 event ids), staged in the journal.
+
+    Files read again this run get new copies anyway; the others (no longer in the landing zone) are
+    converted batch by batch. Every old copy is deleted when the run publishes.
+    """
+    converted = {}
+    for entry in plan.kept:
+        legacy = layout.legacy_staged(entry.sha256)
+        if legacy.is_file():
+            folder = journal.reserve(layout.staged(entry.sha256), suffix="")
+            parts = storage.ParquetParts(folder, empty_events())
+            for batch in storage.iter_parquet(legacy, UPGRADE_BATCH_ROWS):
+                parts.write(batch.with_columns(event_id()).sort("event_date", "_ordinal"))
+            parts.close()
+            converted[entry.sha256] = folder
+    for sha in registry:
+        if layout.legacy_staged(sha).is_file():
+            journal.delete(layout.legacy_staged(sha))
+    return converted
 
 
 def _build_and_stage(

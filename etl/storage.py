@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import polars as pl
+import pyarrow.parquet as pq
 
 CHUNK_BYTES = 8 * 1024 * 1024
 PARQUET_COMPRESSION: Final = "zstd"
@@ -177,6 +178,14 @@ class ParquetParts:
 def scan_parquet(paths: list[Path]) -> pl.LazyFrame:
     """Parquet files (or folders of parts) as one lazy frame, in the order given."""
     return pl.scan_parquet([str(p / "*.parquet") if p.is_dir() else str(p) for p in paths])
+
+
+def iter_parquet(path: Path, rows: int) -> Iterator[pl.DataFrame]:
+    """A Parquet file in batches of at most `rows` rows, in file order (bounded memory)."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        yield frame
 
 
 def read_parquet(path: Path) -> pl.DataFrame:

@@ -30,7 +30,8 @@ LIFETIME_FUNNEL = "campaign_funnel"
 RUNS = "_runs"
 STATE = "_state"
 PART = "part-0.parquet"
-REGISTRY_VERSION = 1
+# 2: event_id is SHA-256 (was BLAKE2b) and staged copies are folders of parts (were one file).
+REGISTRY_VERSION = 2
 
 
 class WarehouseBusy(Exception):
@@ -71,6 +72,10 @@ class Layout:
         """The folder of parts holding a file's valid events as read (duplicates included)."""
         return self.root / STATE / "staged" / sha256
 
+    def legacy_staged(self, sha256: str) -> Path:
+        """Where version 1 kept a file's staged copy, as one Parquet file."""
+        return self.root / STATE / "staged" / f"{sha256}.parquet"
+
     @property
     def journal_root(self) -> Path:
         return self.root / STATE / "journal"
@@ -109,6 +114,13 @@ class RegisteredFile:
     event_dates: list[str] = field(default_factory=list)
     ingest_date: str = ""
     mtime_ns: int = 0  # of the file when hashed: unchanged name, size and mtime skip re-hashing
+
+
+def registry_version(layout: Layout) -> int:
+    """The version of the warehouse's state; the current one for a new warehouse."""
+    if not layout.registry.is_file():
+        return REGISTRY_VERSION
+    return int(storage.read_json(layout.registry).get("version", 1))
 
 
 def load_registry(layout: Layout) -> dict[str, RegisteredFile]:

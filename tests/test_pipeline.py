@@ -10,8 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.pipeline import EtlError, reprocess
+from etl.pipeline import UPGRADE_NOTE, EtlError, reprocess
 from etl.settings import Settings
+from etl.warehouse import REGISTRY_VERSION
 from tests.helpers import (
     INGESTED_AT,
     assert_accounted,
@@ -358,3 +359,64 @@ def test_identities_read_out_of_order_are_sorted_before_choosing() -> None:
     assert _in_order(ids, "_part")["event_id"].to_list() == ["a", "c", "b"]
     ordered = ids.sort("_part", "_ordinal")
     assert _in_order(ordered, "_part") is ordered
+
+
+def blake2b_ids(frame: pl.DataFrame) -> pl.Series:
+    """Event ids as version 1 computed them (BLAKE2b-128 over the same joined fields)."""
+    import hashlib
+
+    from etl.normalise import IDENTITY_COLUMNS
+
+    ids = []
+    for row in frame.iter_rows(named=True):
+        fields = []
+        for name in IDENTITY_COLUMNS:
+            value = row[name]
+            if name == "event_ts" and value is not None:
+                value = str(int(value.timestamp()) * 1_000_000 + value.microsecond)
+            fields.append("\x00" if value is None else value)
+        ids.append(hashlib.blake2b("\x1f".join(fields).encode(), digest_size=16).hexdigest())
+    return pl.Series("event_id", ids)
+
+
+def make_version_1(warehouse: Path) -> None:
+    """Turn a warehouse into what version 1 wrote: BLAKE2b ids, one file per staged copy."""
+    registry = json.loads((warehouse / "_state" / "registry.json").read_text())
+    registry["version"] = 1
+    (warehouse / "_state" / "registry.json").write_text(json.dumps(registry))
+    for folder in (warehouse / "_state" / "staged").iterdir():
+        staged = pl.read_parquet(folder / "*.parquet")
+        staged.with_columns(blake2b_ids(staged)).write_parquet(folder.with_suffix(".parquet"))
+        for part in folder.iterdir():
+            part.unlink()
+        folder.rmdir()
+    for partition in (warehouse / "events").glob("*/*.parquet"):
+        published = pl.read_parquet(partition)
+        published.with_columns(blake2b_ids(published)).write_parquet(partition)
+
+
+def test_a_version_1_warehouse_is_upgraded_without_losing_or_doubling_events(tmp_path: Path) -> None:
+    shared = record("u1", campaignId="C")
+    files = {
+        "a.json": [shared, *day_file_records(1, range(0, 3))],
+        "b.json": [record("u8", campaignId="C"), *day_file_records(2, range(0, 2))],
+        "c.json": [shared, record("u8", campaignId="C"), *day_file_records(2, range(1, 4))],
+    }
+    for label in ("current", "upgraded"):
+        root = tmp_path / label
+        write(root / "landing", "a.json", files["a.json"])
+        write(root / "landing", "b.json", files["b.json"])
+        run_at(root / "landing", root / "wh")
+        if label == "upgraded":
+            make_version_1(root / "wh")
+        (root / "landing" / "b.json").unlink()  # its events now live only in the warehouse
+        write(root / "landing", "c.json", files["c.json"])
+        result = run_at(root / "landing", root / "wh", at=INGESTED_AT + timedelta(hours=1))
+        assert_accounted(result.manifest)
+        assert (UPGRADE_NOTE in result.manifest["notes"]) == (label == "upgraded")
+    upgraded = tmp_path / "upgraded" / "wh"
+    assert_same_tables(tmp_path / "current" / "wh", upgraded)
+    assert events(upgraded)["event_id"].is_unique().all() and events(upgraded).height == 16
+    assert not list((upgraded / "_state" / "staged").glob("*.parquet"))
+    assert json.loads((upgraded / "_state" / "registry.json").read_text())["version"] == REGISTRY_VERSION
+    assert run_at(tmp_path / "upgraded" / "landing", upgraded).nothing_to_do
