@@ -91,9 +91,8 @@ def ingest_file(
             dates.update(valid["event_date"].unique().to_list())
             if sink is None:
                 events.append(valid)
-            else:  # one row group per date, so reading one date of the staged copy skips the others
-                for part in valid.sort("event_date", "_ordinal").partition_by("event_date", maintain_order=True):
-                    sink(part)
+            else:
+                write_by_date(valid, sink)
             rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"
@@ -114,6 +113,13 @@ def ingest_file(
     if read == 0:
         outcome.notes.append("the file holds no records")
     return outcome
+
+
+def write_by_date(events: pl.DataFrame, sink: Callable[[pl.DataFrame], None]) -> None:
+    """Hand a batch of events to a sink one date at a time, in position order: each becomes its own
+    row group, so reading one date of the staged copy skips the others."""
+    for part in events.sort("event_date", "_ordinal").partition_by("event_date", maintain_order=True):
+        sink(part)
 
 
 @dataclass

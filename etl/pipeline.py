@@ -22,7 +22,7 @@ import polars as pl
 from contracts import event_columns
 from etl import storage
 from etl.funnel import daily_funnel, lifetime_funnel, lifetime_funnel_in_shares
-from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file
+from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file, write_by_date
 from etl.landing import discover
 from etl.normalise import event_id
 from etl.overlap import Behind
@@ -45,6 +45,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REJECTED = 3
 Clock = Callable[[], datetime]
+# Columns of a staged copy with few distinct values, worth dictionary-encoding (the rest are mostly unique).
+_FEW_VALUES = ["event", "channel", "message_type", "url", "campaign_id", "extra"]
+_FEW_VALUES += ["source_file", "source_sha256", "run_id"]
 # Work that holds identities or user sets in memory is split into shares of about this many rows
 # (by a hash), so memory stays flat however large a date or the warehouse grows.
 SHARE_ROWS = 500_000
@@ -142,7 +145,7 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
         try:
             outcomes, staged = _ingest_all(layout, journal, plan, started, run_id, settings, progress)
             if upgrade:
-                staged = _upgrade_staged(layout, journal, registry, plan) | staged
+                staged = _upgrade_staged(layout, journal, plan) | staged
             timer.lap("read")
             manifest = _build_and_stage(
                 layout, journal, registry, plan, outcomes, staged, window, started, run_id, progress, timer
@@ -228,8 +231,8 @@ def _ingest_all(
     outcomes, staged = [], {}
     for file, provenance in jobs:
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
-        staged[file.sha256] = journal.reserve(layout.staged(file.sha256), suffix="")
-        sink = storage.ParquetParts(staged[file.sha256], empty_events())
+        staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
+        sink = _staged_sink(staged[file.sha256])
         write = Behind(sink.write)  # Parquet encoding of one batch overlaps the judging of the next
         try:
             outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=write)
@@ -249,28 +252,24 @@ def _ingest_all(
     return outcomes, staged
 
 
-def _upgrade_staged(
-    layout: Layout, journal: Journal, registry: dict[str, RegisteredFile], plan: _Plan
-) -> dict[str, Path]:
-    """Version 1 staged copies -> today's form (parts, SHA-256 event ids), staged in the journal.
-
-    Files read again this run get new copies anyway; the others (no longer in the landing zone) are
-    converted batch by batch. Every old copy is deleted when the run publishes.
-    """
+def _upgrade_staged(layout: Layout, journal: Journal, plan: _Plan) -> dict[str, Path]:
+    """Version 1 staged copies of the files not read again this run, with today's event ids,
+    staged in the journal (files read again get new copies anyway). Converted batch by batch."""
     converted = {}
     for entry in plan.kept:
-        legacy = layout.legacy_staged(entry.sha256)
-        if legacy.is_file():
-            folder = journal.reserve(layout.staged(entry.sha256), suffix="")
-            parts = storage.ParquetParts(folder, empty_events())
-            for batch in storage.iter_parquet(legacy, UPGRADE_BATCH_ROWS):
-                parts.write(batch.with_columns(event_id()).sort("event_date", "_ordinal"))
-            parts.close()
-            converted[entry.sha256] = folder
-    for sha in registry:
-        if layout.legacy_staged(sha).is_file():
-            journal.delete(layout.legacy_staged(sha))
+        old = layout.staged(entry.sha256)
+        if old.is_file():
+            new = journal.reserve(old)
+            sink = _staged_sink(new)
+            for batch in storage.iter_parquet(old, UPGRADE_BATCH_ROWS):
+                write_by_date(batch.with_columns(event_id()), sink.write)
+            sink.close()
+            converted[entry.sha256] = new
     return converted
+
+
+def _staged_sink(path: Path) -> storage.ParquetSink:
+    return storage.ParquetSink(path, empty_events(), _FEW_VALUES, ["event_date"])
 
 
 def _build_and_stage(

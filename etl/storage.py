@@ -143,41 +143,49 @@ def sink_parquet(frame: pl.LazyFrame, path: Path) -> None:
     _fsync(path)
 
 
-class ParquetParts:
-    """A table written batch by batch as numbered Parquet files in one folder, so a large input never
-    sits whole in memory. Each part is written at once by polars, which encodes columns in parallel
-    (several times faster than appending row groups to one file); small row groups let a reader
-    filtering on a column the batches are sorted by skip most of each part."""
+class ParquetSink:
+    """One Parquet file written batch by batch (so a large input never sits whole in memory)."""
 
-    ROW_GROUP = 16_384
-
-    def __init__(self, folder: Path, empty: pl.DataFrame) -> None:
-        self.folder = folder
-        self._empty = empty
-        self._count = 0
+    def __init__(
+        self,
+        path: Path,
+        empty: pl.DataFrame,
+        dictionary: list[str] | None = None,
+        statistics: list[str] | None = None,
+    ) -> None:
+        """`dictionary`: the columns worth dictionary-encoding (few distinct values); `statistics`: the
+        columns readers filter on. Both default to all columns; naming them makes writing cheaper."""
+        self.path = path
+        self._schema = empty.to_arrow().schema
+        self._options: dict[str, Any] = {
+            "use_dictionary": True if dictionary is None else dictionary,
+            "write_statistics": True if statistics is None else statistics,
+        }
+        self._writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pl.DataFrame) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"part-{self._count:06d}.parquet"
-        frame.write_parquet(
-            path,
-            compression=PARQUET_COMPRESSION,
-            compression_level=PARQUET_LEVEL,
-            statistics=True,
-            row_group_size=self.ROW_GROUP,
-        )
-        _fsync(path)
-        self._count += 1
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(
+                self.path,
+                self._schema,
+                compression=PARQUET_COMPRESSION,
+                compression_level=PARQUET_LEVEL,
+                **self._options,
+            )
+        self._writer.write_table(frame.to_arrow().cast(self._schema))
 
     def close(self) -> None:
-        if self._count == 0:  # no rows: one empty part keeps the schema readable
-            self.write(self._empty)
-        _fsync(self.folder)
+        if self._writer is None:
+            self.write(pl.from_arrow(self._schema.empty_table()))  # type: ignore[arg-type]
+        assert self._writer is not None
+        self._writer.close()
+        _fsync(self.path)
 
 
 def scan_parquet(paths: list[Path]) -> pl.LazyFrame:
-    """Parquet files (or folders of parts) as one lazy frame, in the order given."""
-    return pl.scan_parquet([str(p / "*.parquet") if p.is_dir() else str(p) for p in paths])
+    """Parquet files as one lazy frame, in the order given."""
+    return pl.scan_parquet([str(p) for p in paths])
 
 
 def iter_parquet(path: Path, rows: int) -> Iterator[pl.DataFrame]:
@@ -212,20 +220,13 @@ def write_text(text: str, path: Path) -> None:
 
 
 def replace(src: Path, dst: Path) -> None:
-    """Put `src` at `dst` (same filesystem), replacing what was there: atomically for a file; a
-    folder replaces an old one in two steps, so repeating the call after a crash completes it."""
+    """Atomically put `src` at `dst` (same filesystem), replacing what was there."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir() and dst.exists():
-        remove_tree(dst)
     os.replace(src, dst)
 
 
 def remove(path: Path) -> None:
-    """Remove a file (or folder of parts), and its directory when that leaves it empty; a missing
-    one is fine."""
-    if path.is_dir():
-        remove_tree(path)
-        return
+    """Remove a file, and its directory when that leaves it empty; a missing file is fine."""
     try:
         path.unlink()
     except FileNotFoundError:

@@ -30,7 +30,7 @@ LIFETIME_FUNNEL = "campaign_funnel"
 RUNS = "_runs"
 STATE = "_state"
 PART = "part-0.parquet"
-# 2: event_id is SHA-256 (was BLAKE2b) and staged copies are folders of parts (were one file).
+# 2: event_id is SHA-256 (was BLAKE2b).
 REGISTRY_VERSION = 2
 
 
@@ -69,11 +69,8 @@ class Layout:
         return self.root / STATE / "registry.json"
 
     def staged(self, sha256: str) -> Path:
-        """The folder of parts holding a file's valid events as read (duplicates included)."""
-        return self.root / STATE / "staged" / sha256
-
-    def legacy_staged(self, sha256: str) -> Path:
-        """Where version 1 kept a file's staged copy, as one Parquet file."""
+        """The Parquet file holding a file's valid events as read (duplicates included), one row
+        group per date of each batch."""
         return self.root / STATE / "staged" / f"{sha256}.parquet"
 
     @property

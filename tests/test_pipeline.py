@@ -380,19 +380,13 @@ def blake2b_ids(frame: pl.DataFrame) -> pl.Series:
 
 
 def make_version_1(warehouse: Path) -> None:
-    """Turn a warehouse into what version 1 wrote: BLAKE2b ids, one file per staged copy."""
+    """Turn a warehouse into what version 1 wrote: BLAKE2b event ids everywhere."""
     registry = json.loads((warehouse / "_state" / "registry.json").read_text())
     registry["version"] = 1
     (warehouse / "_state" / "registry.json").write_text(json.dumps(registry))
-    for folder in (warehouse / "_state" / "staged").iterdir():
-        staged = pl.read_parquet(folder / "*.parquet")
-        staged.with_columns(blake2b_ids(staged)).write_parquet(folder.with_suffix(".parquet"))
-        for part in folder.iterdir():
-            part.unlink()
-        folder.rmdir()
-    for partition in (warehouse / "events").glob("*/*.parquet"):
-        published = pl.read_parquet(partition)
-        published.with_columns(blake2b_ids(published)).write_parquet(partition)
+    for path in [*(warehouse / "_state" / "staged").glob("*.parquet"), *(warehouse / "events").glob("*/*.parquet")]:
+        frame = pl.read_parquet(path)
+        frame.with_columns(blake2b_ids(frame)).write_parquet(path)
 
 
 def test_a_version_1_warehouse_is_upgraded_without_losing_or_doubling_events(tmp_path: Path) -> None:
@@ -417,6 +411,7 @@ def test_a_version_1_warehouse_is_upgraded_without_losing_or_doubling_events(tmp
     upgraded = tmp_path / "upgraded" / "wh"
     assert_same_tables(tmp_path / "current" / "wh", upgraded)
     assert events(upgraded)["event_id"].is_unique().all() and events(upgraded).height == 16
-    assert not list((upgraded / "_state" / "staged").glob("*.parquet"))
+    staged = pl.read_parquet(upgraded / "_state" / "staged" / "*.parquet")
+    assert set(staged["event_id"]) == set(events(upgraded)["event_id"])  # no old id left behind
     assert json.loads((upgraded / "_state" / "registry.json").read_text())["version"] == REGISTRY_VERSION
     assert run_at(tmp_path / "upgraded" / "landing", upgraded).nothing_to_do
