@@ -18,6 +18,7 @@ import codecs
 import io
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,8 @@ from etl.records import PROPERTY_COLUMNS, ROW_COLUMNS, TRIM, USER_KEYS
 
 _KEYS = (*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS)
 WINDOW_CHARS = 8 * 1024 * 1024
+SPLIT_BYTES = 1024 * 1024  # windows larger than this are parsed as two halves on two threads
+_PARSERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="etl-parse")
 VECTORISED_DEPTH = 4  # an API payload nests this deep; a lower --max-depth is judged record by record
 # Arrow reads `{...} {...}` on one line as two records; with a blank line elsewhere the count would
 # still match, so such lines go record by record. (A string holding "}{" only costs that block speed.)
@@ -176,19 +179,18 @@ def array_block(
     if int((ends - starts).max()) >= max_record_bytes:
         return None
     last = int(ends[-1])
-    document = b'{"elements":[' + original[:last] + b"]}"
-    read_options = pj.ReadOptions(block_size=len(document) + 1, use_threads=False)
-    try:
-        table = pj.read_json(io.BytesIO(document), parse_options=_ELEMENTS, read_options=read_options)
-    except (pa.ArrowException, ValueError):  # not an array of clean objects (or bad JSON): slow path
+    # Two halves parsed at once (Arrow releases the GIL); the separator between them checked here.
+    half = int(starts.size) // 2 if last > SPLIT_BYTES else 0
+    if half and original[int(ends[half - 1]) : int(starts[half])].strip(b" \t\r\n") != b",":
         return None
-    elements = pl.from_arrow(table)
-    assert isinstance(elements, pl.DataFrame)
-    listed = elements["elements"]
-    holes = listed.list.eval(pl.element().is_null()).list.any()
-    if elements.height != 1 or listed.list.len()[0] != starts.size or holes[0]:
-        return None  # something other than objects between them (a `null` reads as a missing object)
-    read = _rows(elements.explode("elements").unnest("elements"), first_index, prefix + "element {}")
+    pieces = [(0, half), (half, int(starts.size))] if half else [(0, int(starts.size))]
+    parsed = list(
+        _PARSERS.map(lambda piece: _elements(original[int(starts[piece[0]]) : int(ends[piece[1] - 1])], piece), pieces)
+    )
+    if any(frame is None for frame in parsed):
+        return None
+    elements = pl.concat([frame for frame in parsed if frame is not None])
+    read = _rows(elements, first_index, prefix + "element {}")
     if read is None:
         return None
     rows, sources = read
@@ -198,6 +200,24 @@ def array_block(
 
     consumed = last if window.isascii() else len(original[:last].decode("utf-8"))
     return Block(rows, sources, int(starts.size), record_text), consumed
+
+
+def _elements(objects: bytes, piece: tuple[int, int]) -> pl.DataFrame | None:
+    """Comma-separated objects read as `{"elements": [...]}`: one row per object, or None when Arrow
+    refuses them or finds other than the `piece[1] - piece[0]` objects expected."""
+    document = b'{"elements":[' + objects + b"]}"
+    read_options = pj.ReadOptions(block_size=len(document) + 1, use_threads=False)
+    try:
+        table = pj.read_json(io.BytesIO(document), parse_options=_ELEMENTS, read_options=read_options)
+    except (pa.ArrowException, ValueError):  # not an array of clean objects (or bad JSON): slow path
+        return None
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    listed = frame["elements"]
+    holes = listed.list.eval(pl.element().is_null()).list.any()
+    if frame.height != 1 or listed.list.len()[0] != piece[1] - piece[0] or holes[0]:
+        return None  # something other than objects between them (a `null` reads as a missing object)
+    return frame.explode("elements").unnest("elements")
 
 
 def element_bounds(window: bytes) -> tuple[np.ndarray, np.ndarray] | None:

@@ -92,7 +92,7 @@ def ingest_file(
             if sink is None:
                 events.append(valid)
             else:
-                write_by_date(valid, sink)
+                sink(valid)
             rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"

@@ -18,7 +18,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(items: Iterator[T], ahead: int = 1) -> Iterator[T]:
+def prefetched(items: Iterator[T], ahead: int = 2) -> Iterator[T]:
     """The items of `items`, produced by a background thread up to `ahead` items in advance."""
     handoff: queue.Queue[object] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
@@ -65,7 +65,7 @@ class Behind(Generic[T]):
     `close()` waits for all of them and raises the first error; so does a call after an error.
     """
 
-    def __init__(self, function: Callable[[T], None], ahead: int = 1) -> None:
+    def __init__(self, function: Callable[[T], None], ahead: int = 2) -> None:
         self._function = function
         self._ahead = ahead
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-behind")

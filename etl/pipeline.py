@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,8 @@ def _ingest_all(
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
         staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
         sink = _staged_sink(staged[file.sha256])
-        write = Behind(sink.write)  # Parquet encoding of one batch overlaps the judging of the next
+        # Sorting, splitting by date and encoding one batch overlap the judging of the next.
+        write = Behind(partial(write_by_date, sink=sink.write))
         try:
             outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=write)
         finally:

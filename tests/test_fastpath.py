@@ -247,3 +247,24 @@ def test_blocks_judged_together_keep_each_records_raw_text(tmp_path: Path, monke
     assert outcome_rows(tmp_path, json.dumps(records), name="f.json") == outcome_rows(
         tmp_path, json.dumps(records), vectorised=False, name="f.json"
     )
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.one_of(single_user, single_user, clean, odd_elements), min_size=2, max_size=10),
+    st.sampled_from([",", " , ", ",\n  ", " ", ""]),
+)
+def test_windows_parsed_in_two_halves_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, elements: list[Any], separator: str
+) -> None:
+    monkeypatch.setattr("etl.fastpath.SPLIT_BYTES", 1)  # every window is split in two
+    content = "[" + separator.join(e if isinstance(e, str) else json.dumps(e) for e in elements) + "]"
+    fast = outcome_rows(tmp_path, content, name="f.json")
+    assert fast == outcome_rows(tmp_path, content, vectorised=False, name="f.json")
+
+
+def test_a_missing_comma_between_the_halves_is_not_read_vectorised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("etl.fastpath.SPLIT_BYTES", 1)
+    assert array_block('[{"id": "a"}, {"id": "b"}]', 1, 0, "", 1000) is not None
+    assert array_block('[{"id": "a"} {"id": "b"}]', 1, 0, "", 1000) is None
+    assert array_block('[{"id": "a"}, 5, {"id": "b"}]', 1, 0, "", 1000) is None
