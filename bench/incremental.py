@@ -22,12 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.feedgen import journeys, write_feed
+from bench.speed import runtime_python
+
+PYTHON = runtime_python()  # the package as users install it (see bench/speed.py)
 
 
 def timed_run(landing: Path, warehouse: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "etl", "run", "--landing", str(landing), "--warehouse", str(warehouse), "-q"],
+        [PYTHON, "-m", "etl", "run", "--landing", str(landing), "--warehouse", str(warehouse), "-q"],
         check=True,
     )
     return time.perf_counter() - started

@@ -7,14 +7,19 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["speed.py", "incremental.py"]
+BENCHMARKS = ["speed.py", "memory.py", "incremental.py"]
 
 
 def main() -> None:
-    events = [f"--events={sys.argv[1]}"] if len(sys.argv) > 1 else []
+    events = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] else None
+    options = {
+        "speed.py": [f"--events={events}"] if events else [],
+        "memory.py": [f"--small={events}", f"--large={5 * events}"] if events else [],
+        "incremental.py": [],
+    }
     for script in BENCHMARKS:
         print(f"\n== {script} ==", flush=True)
-        extra = events if script == "speed.py" else []
+        extra = options[script]
         subprocess.run([sys.executable, str(HERE / script), *extra], check=True)
 
 

@@ -114,3 +114,10 @@ def test_shell_completion_is_offered() -> None:
         check=False,
     )
     assert shown.returncode == 0 and "complete" in shown.stdout
+
+
+def test_the_etl_process_allocates_arrow_memory_from_the_c_heap() -> None:
+    probe = "import pyarrow as pa; from etl.cli.process import use_lean_memory; use_lean_memory(); "
+    probe += "print(pa.default_memory_pool().backend_name)"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert shown.stdout.strip() == "system"

@@ -9,6 +9,7 @@ import typer
 from etl import __version__
 from etl.cli.contract import contract
 from etl.cli.metrics import metrics
+from etl.cli.process import use_lean_memory
 from etl.cli.report import report
 from etl.cli.run import reprocess, run
 from etl.cli.validate import validate
@@ -47,4 +48,5 @@ app.command()(contract)
 
 
 def main() -> None:
+    use_lean_memory()
     app()
