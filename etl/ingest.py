@@ -115,13 +115,6 @@ def ingest_file(
     return outcome
 
 
-def write_by_date(events: pl.DataFrame, sink: Callable[[pl.DataFrame], None]) -> None:
-    """Hand a batch of events to a sink one date at a time, in position order: each becomes its own
-    row group, so reading one date of the staged copy skips the others."""
-    for part in events.sort("event_date", "_ordinal").partition_by("event_date", maintain_order=True):
-        sink(part)
-
-
 @dataclass
 class _Batch:
     """Records of one batch; every row and rejection numbered in file order (its ordinal).

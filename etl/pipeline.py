@@ -23,7 +23,7 @@ import polars as pl
 from contracts import event_columns
 from etl import storage
 from etl.funnel import daily_funnel, lifetime_funnel, lifetime_funnel_in_shares
-from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file, write_by_date
+from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file
 from etl.landing import discover
 from etl.normalise import event_id
 from etl.overlap import Behind
@@ -235,7 +235,7 @@ def _ingest_all(
         staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
         sink = _staged_sink(staged[file.sha256])
         # Sorting, splitting by date and encoding one batch overlap the judging of the next.
-        write = Behind(partial(write_by_date, sink=sink.write))
+        write = Behind(partial(_write_by_date, sink=sink.write))
         try:
             outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=write)
         finally:
@@ -264,7 +264,7 @@ def _upgrade_staged(layout: Layout, journal: Journal, plan: _Plan) -> dict[str, 
             new = journal.reserve(old)
             sink = _staged_sink(new)
             for batch in storage.iter_parquet(old, UPGRADE_BATCH_ROWS):
-                write_by_date(batch.with_columns(event_id()), sink.write)
+                _write_by_date(batch.with_columns(event_id()), sink.write)
             sink.close()
             converted[entry.sha256] = new
     return converted
@@ -272,6 +272,13 @@ def _upgrade_staged(layout: Layout, journal: Journal, plan: _Plan) -> dict[str, 
 
 def _staged_sink(path: Path) -> storage.ParquetSink:
     return storage.ParquetSink(path, empty_events(), _FEW_VALUES, ["event_date"])
+
+
+def _write_by_date(events: pl.DataFrame, sink: Callable[[pl.DataFrame], None]) -> None:
+    """Hand a batch of events to a sink one date at a time, in position order: each becomes its own
+    row group, so reading one date of the staged copy skips the others."""
+    for part in events.sort("event_date", "_ordinal").partition_by("event_date", maintain_order=True):
+        sink(part)
 
 
 def _build_and_stage(
@@ -316,7 +323,7 @@ def _build_and_stage(
     progress.on_dates(len(rebuild))
     written, deleted = [], []
     rebuilt: dict[date, Path | None] = {}  # the new partition file of each rebuilt date (None: now empty)
-    for day in rebuild:  # one date in memory at a time (polars already spreads each over the cores)
+    for day in rebuild:  # one date at a time (polars already spreads each over the cores)
         sources = [staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates]
         events_path, funnel_path = journal.staging_path(), journal.staging_path()
         if publish_date(sources, day, events_path, funnel_path):
@@ -347,6 +354,7 @@ def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_
     if events is None:
         return False
     storage.sink_parquet(events, events_path)
+    # The rows were streamed, never held: the funnel reads the three columns it needs back.
     written = storage.scan_parquet([events_path]).select("campaign_id", "event", "user_id")
     funnel = daily_funnel(written.with_columns(event_date=pl.lit(day))).collect()
     storage.write_parquet(funnel.drop("event_date"), funnel_path)

@@ -154,15 +154,15 @@ class Journal:
         self._ops.append({"op": "replace", "src": self._rel(staged), "dst": self._rel(target)})
         return staged
 
-    def reserve(self, target: Path, suffix: str = ".parquet") -> Path:
+    def reserve(self, target: Path) -> Path:
         """A staging path the caller writes itself, published at `target`."""
-        staged = self.staging_path(suffix)
+        staged = self.staging_path()
         self.adopt(staged, target)
         return staged
 
-    def staging_path(self, suffix: str = ".parquet") -> Path:
-        """A fresh path in the journal for the caller to write; nothing is published until `adopt`."""
-        staged = self._next_path(suffix)
+    def staging_path(self) -> Path:
+        """A fresh Parquet path in the journal for the caller to write; nothing is published until `adopt`."""
+        staged = self._next_path(".parquet")
         staged.parent.mkdir(parents=True, exist_ok=True)
         return staged
 
