@@ -12,6 +12,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -317,13 +318,37 @@ def _build_and_stage(
             updated[file.sha256] = RegisteredFile(**{**entry.__dict__, **moved, "event_dates": dates})
     timer.lap("stage")
 
-    counts = _account(layout, plan, outcomes, staged_paths, window)
-    timer.lap("account")
-    rebuild = _dates_to_rebuild(layout, registry, updated, new_shas, window)
-    progress.on_dates(len(rebuild))
+    # Counting runs alongside the rebuild: both only read (the published tables change at commit),
+    # and counting is one thread's work while the rebuild leaves part of a core idle.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-account") as counter:
+        counting = counter.submit(_account, layout, plan, outcomes, staged_paths, window)
+        days = _dates_to_rebuild(layout, registry, updated, new_shas, window)
+        written, deleted, rebuilt = _rebuild(layout, journal, days, updated, staged_paths, progress)
+        counts = counting.result()
+    timer.lap("account and rebuild dates")
+
+    if rebuilt:
+        journal.put_parquet(_lifetime(layout, rebuilt), layout.lifetime_funnel)
+    timer.lap("lifetime funnel")
+    _stage_quarantine(layout, journal, outcomes)
+    journal.put_json(registry_document(updated), layout.registry)
+    timer.lap("quarantine")
+    return _manifest_body(plan, outcomes, counts, written, deleted)
+
+
+def _rebuild(
+    layout: Layout,
+    journal: Journal,
+    days: list[date],
+    updated: dict[str, RegisteredFile],
+    staged_paths: dict[str, Path],
+    progress: Progress,
+) -> tuple[list[str], list[str], dict[date, Path | None]]:
+    """Stage each date's events and funnel: (dates written, dates now empty, each date's new file)."""
+    progress.on_dates(len(days))
     written, deleted = [], []
     rebuilt: dict[date, Path | None] = {}  # the new partition file of each rebuilt date (None: now empty)
-    for day in rebuild:  # one date at a time (polars already spreads each over the cores)
+    for day in days:  # one date at a time (polars already spreads each over the cores)
         sources = [staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates]
         events_path, funnel_path = journal.staging_path(), journal.staging_path()
         if publish_date(sources, day, events_path, funnel_path):
@@ -337,15 +362,7 @@ def _build_and_stage(
             deleted.append(day.isoformat())
             rebuilt[day] = None
         progress.on_date_done(day)
-    timer.lap("rebuild dates")
-
-    if rebuilt:
-        journal.put_parquet(_lifetime(layout, rebuilt), layout.lifetime_funnel)
-    timer.lap("lifetime funnel")
-    _stage_quarantine(layout, journal, outcomes)
-    journal.put_json(registry_document(updated), layout.registry)
-    timer.lap("quarantine")
-    return _manifest_body(plan, outcomes, counts, written, deleted)
+    return written, deleted, rebuilt
 
 
 def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_path: Path) -> bool:
