@@ -47,10 +47,13 @@ _ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it esc
 _FLAT_ONLY = ("event", "timestamp", *PROPERTY_COLUMNS)  # fields a payload must not carry at its top
 
 
-def read_block(block: bytes, first_line: int, max_record_bytes: int) -> tuple[pl.DataFrame, np.ndarray] | None:
+def read_block(
+    block: bytes, first_line: int, max_record_bytes: int, lines: int | None = None
+) -> tuple[pl.DataFrame, np.ndarray] | None:
     """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete NDJSON lines, and for each row
     the line (from 0) it came from; None to go slowly. An API payload line gives one row per event.
-    Line k of the block gets the source position `line {first_line + k}`.
+    Line k of the block gets the source position `line {first_line + k}`. `lines`: the block's
+    `line_count`, when the caller has it (counting is a pass over the block).
     """
     if not block or block.startswith(codecs.BOM_UTF8):
         return None  # a BOM is the slow path's to strip
@@ -62,8 +65,7 @@ def read_block(block: bytes, first_line: int, max_record_bytes: int) -> tuple[pl
         table = pj.read_json(io.BytesIO(block), parse_options=_PARSE)
     except (pa.ArrowException, ValueError):  # refused: some record needs a closer look
         return None
-    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    if table.num_rows != lines:
+    if table.num_rows != (line_count(block) if lines is None else lines):
         return None  # Arrow skipped a blank line: line numbers would shift
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
@@ -86,13 +88,14 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
             | (pl.col("events").list.len() == 0)  # an empty payload is quarantined
             | pl.col("events").list.eval(pl.element().is_null()).list.any()  # an event that is not an object
         )
-    if frame.select(awkward.fill_null(False).any()).item():
-        return None
-    frame = frame.with_columns(
+    # Collected at once with the rows: each collect costs a pass and a thread hand-off, per block.
+    # An awkward record sends the block to the slow path (rare: making the rows anyway costs little).
+    awkward_any = frame.lazy().select(awkward.fill_null(False).any())
+    lazy = frame.lazy().with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_record"),
         pl.coalesce(pl.when(user_id != "").then(user_id), pl.when(user_alt != "").then(user_alt)).alias("user_id"),
     )
-    flat = (frame.filter(~payload) if payloads else frame).select(
+    flat = (lazy.filter(~payload) if payloads else lazy).select(
         "_record",
         pl.lit(-1, dtype=pl.Int64).alias("_event"),
         "user_id",
@@ -103,7 +106,7 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
     ordered = flat  # flat records only: already one row each, in order
     if payloads:
         events = (
-            frame.filter(payload)
+            lazy.filter(payload)
             .select("_record", "user_id", "events", pl.int_ranges(pl.col("events").list.len()).alias("_event"))
             .explode("events", "_event")
             .unnest("events")
@@ -120,18 +123,20 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
         ordered = pl.concat([flat, events]).sort("_record", "_event")
     where = pl.format(position, pl.col("_record") + first)
     none = pl.lit(None, dtype=pl.String)
+    if payloads:
+        where = pl.when(pl.col("_event") < 0).then(where).otherwise(pl.format("{} event {}", where, pl.col("_event")))
     rows = ordered.with_columns(
         pl.lit(None, dtype=pl.Float64).alias("timestamp_number"),
         none.alias("extra"),
         none.alias("wrong_type"),
         none.alias("user_id_conflict"),
-        pl.when(pl.col("_event") < 0)
-        .then(where)
-        .otherwise(pl.format("{} event {}", where, pl.col("_event")))
-        .alias("source_position"),
+        where.alias("source_position"),
         pl.lit("").alias("raw"),
     )
-    return rows.select(ROW_COLUMNS), rows["_record"].to_numpy()
+    refused, collected = pl.collect_all([awkward_any, rows.select(*ROW_COLUMNS, "_record")])
+    if refused.item():
+        return None
+    return collected.drop("_record"), collected["_record"].to_numpy()
 
 
 @dataclass
@@ -147,19 +152,25 @@ class Block:
         return self.record_text(int(self.sources[row]))
 
 
-def ndjson_block(block: bytes, first_line: int, max_record_bytes: int) -> Block | None:
-    read = read_block(block, first_line, max_record_bytes)
+def line_count(block: bytes) -> int:
+    """Lines in a non-empty block; the last needs no line break."""
+    return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+
+def ndjson_block(block: bytes, first_line: int, max_record_bytes: int, lines: int | None = None) -> Block | None:
+    lines = line_count(block) if lines is None else lines
+    read = read_block(block, first_line, max_record_bytes, lines)
     if read is None:
         return None
     rows, sources = read
-    lines: list[bytes] = []
+    texts: list[bytes] = []
 
     def record_text(index: int) -> str:  # as the record-by-record path keeps it: the stripped line
-        if not lines:
-            lines.extend(block.split(b"\n"))
-        return lines[index].strip(b" \t\r\n").decode("utf-8")
+        if not texts:
+            texts.extend(block.split(b"\n"))
+        return texts[index].strip(b" \t\r\n").decode("utf-8")
 
-    return Block(rows, sources, block.count(b"\n") + (0 if block.endswith(b"\n") else 1), record_text)
+    return Block(rows, sources, lines, record_text)
 
 
 def array_block(

@@ -198,18 +198,21 @@ def _line_batches(chunks: Iterator[bytes], limits: Limits) -> Iterator[_Batch]:
             yield from _batches(iter_line_units(rest, limits, line), ordinal)
             return
         block, carry = data[:cut], data[cut:]
-        for batch in _block_batches(block, line, ordinal, limits):
+        lines = block.count(b"\n")  # the block ends with a line break
+        for batch in _block_batches(block, line, ordinal, limits, lines):
             ordinal += batch.count
             yield batch
-        line += block.count(b"\n")
+        line += lines
     for batch in _block_batches(carry, line, ordinal, limits):
         yield batch
 
 
-def _block_batches(block: bytes, first_line: int, first_ordinal: int, limits: Limits) -> Iterator[_Batch]:
+def _block_batches(
+    block: bytes, first_line: int, first_ordinal: int, limits: Limits, lines: int | None = None
+) -> Iterator[_Batch]:
     if not block:
         return
-    fast = ndjson_block(block, first_line, limits.max_record_bytes) if limits.use_vectorised else None
+    fast = ndjson_block(block, first_line, limits.max_record_bytes, lines) if limits.use_vectorised else None
     if fast is not None:
         yield _vectorised_batch(fast, first_ordinal)
     else:
