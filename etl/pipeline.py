@@ -276,9 +276,9 @@ def _staged_sink(path: Path) -> storage.ParquetSink:
 
 
 def _write_by_date(events: pl.DataFrame, sink: Callable[[pl.DataFrame], None]) -> None:
-    """Hand a batch of events to a sink one date at a time, in position order: each becomes its own
-    row group, so reading one date of the staged copy skips the others."""
-    for part in events.sort("event_date", "_ordinal").partition_by("event_date", maintain_order=True):
+    """Hand a batch of events (in position order) to a sink one date at a time, still in position
+    order: each date becomes its own row group, so reading one date of the staged copy skips the others."""
+    for part in events.partition_by("event_date", maintain_order=True):
         sink(part)
 
 

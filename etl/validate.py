@@ -29,7 +29,7 @@ def split_valid(candidates: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         .group_by("_row", maintain_order=True)
         .agg(pl.col("reason").unique(maintain_order=True))
     )
-    judged = indexed.join(verdict, on="_row", how="left")
+    judged = indexed.join(verdict, on="_row", how="left", maintain_order="left")  # rows stay in file order
     valid = judged.filter(pl.col("reason").is_null()).drop("reason")
     rejected = judged.filter(pl.col("reason").is_not_null()).select(
         "source_position",
