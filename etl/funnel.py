@@ -15,14 +15,23 @@ def lifetime_funnel(events: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def lifetime_funnel_in_shares(events: pl.LazyFrame, shares: int) -> pl.DataFrame:
-    """`lifetime_funnel`, computed one share of the users at a time (split by a hash of user_id).
+    """`lifetime_funnel`, computed one share of the users at a time (see `funnel_in_shares`)."""
+    return funnel_in_shares(events, ["campaign_id"], shares)
+
+
+def daily_funnel_in_shares(events: pl.LazyFrame, shares: int) -> pl.DataFrame:
+    """`daily_funnel`, computed one share of the users at a time (see `funnel_in_shares`)."""
+    return funnel_in_shares(events, ["event_date", "campaign_id"], shares)
+
+
+def funnel_in_shares(events: pl.LazyFrame, keys: list[str], shares: int) -> pl.DataFrame:
+    """The funnel over `keys`, one share of the users at a time (split by a hash of user_id).
 
     A user is in one share only, so distinct users add up across shares: the same result, with the
     memory of one share's user sets.
     """
     if shares <= 1:
-        return lifetime_funnel(events).collect(engine="streaming")
-    keys = ["campaign_id"]
+        return _funnel(events, keys).collect(engine="streaming")
     share = pl.col("user_id").hash(seed=0) % shares
     parts = [_counts(events.filter(share == n), keys).collect(engine="streaming") for n in range(shares)]
     totals = pl.concat(parts).lazy().group_by(keys).agg(pl.all().sum())

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from contracts import DailyFunnel, LifetimeFunnel
-from etl.funnel import daily_funnel, lifetime_funnel, lifetime_funnel_in_shares, ratio
+from etl.funnel import daily_funnel, daily_funnel_in_shares, lifetime_funnel, lifetime_funnel_in_shares, ratio
 from tests.helpers import assert_accounted, run_at, table
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -134,7 +134,7 @@ def test_lifetime_uniques_are_exact_not_sums_of_days() -> None:
     assert daily_funnel(events.lazy()).collect()["unique_viewed"].sum() == 4
 
 
-def test_lifetime_funnel_in_shares_equals_the_whole() -> None:
+def test_funnels_in_shares_equal_the_whole() -> None:
     rng = random.Random(5)
     names = ["Message Sent", "Message Delivered", "Message Viewed", "Message Clicked", "Unsubscribed"]
     events = pl.DataFrame(
@@ -142,8 +142,12 @@ def test_lifetime_funnel_in_shares_equals_the_whole() -> None:
             "campaign_id": [rng.choice(["A", "B", None]) for _ in range(3000)],
             "event": [rng.choice(names) for _ in range(3000)],
             "user_id": [f"u{rng.randrange(400)}" for _ in range(3000)],
+            "event_date": [date(2024, 1, rng.choice([1, 2])) for _ in range(3000)],
         }
     )
-    whole = lifetime_funnel(events.lazy()).collect()
+    lifetime = lifetime_funnel(events.lazy()).collect()
+    daily = daily_funnel(events.lazy()).collect()
+    assert lifetime["unique_viewed"].sum() < daily["unique_viewed"].sum()  # users repeat across days
     for shares in (2, 7):
-        assert lifetime_funnel_in_shares(events.lazy(), shares).equals(whole)
+        assert lifetime_funnel_in_shares(events.lazy(), shares).equals(lifetime)
+        assert daily_funnel_in_shares(events.lazy(), shares).equals(daily)
