@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,28 @@ def test_a_second_run_on_a_busy_warehouse_exits_1_naming_the_holder(landing: Pat
     assert done.returncode == 1
     assert "in use by run 20240601T020000Z-abc123" in done.stderr and "Traceback" not in done.stderr
     assert not (warehouse / "events").exists()
+
+
+# Prints the allocator setting polars' jemalloc will read, at the moment polars is first imported.
+_WATCH_POLARS = """
+import os, sys
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "polars":
+            print(os.environ.get("_RJEM_MALLOC_CONF"))
+            sys.meta_path.remove(self)
+        return None
+sys.meta_path.insert(0, Watch())
+import etl.cli.app
+"""
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "narenas:1"), ("narenas:2", "narenas:2")])
+def test_the_polars_allocator_is_set_before_polars_loads(given: str | None, seen: str) -> None:
+    env = {name: value for name, value in os.environ.items() if name != "_RJEM_MALLOC_CONF"}
+    if given is not None:
+        env["_RJEM_MALLOC_CONF"] = given
+    done = subprocess.run(
+        [sys.executable, "-c", _WATCH_POLARS], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+    )
+    assert done.stdout.splitlines()[0] == seen
