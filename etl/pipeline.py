@@ -51,9 +51,10 @@ Clock = Callable[[], datetime]
 _FEW_VALUES = ["event", "channel", "message_type", "url", "campaign_id", "extra"]
 _FEW_VALUES += ["source_file", "source_sha256", "run_id"]
 # Work that holds identities or user sets in memory is split into shares of about this many rows
-# (by a hash), so memory stays flat however large a date or the warehouse grows. A share of 300k
-# rows holds about 85 MB at the peak (500k: 165 MB, which with counting running alongside the
-# rebuild made a 10M-event run peak there); more shares mean more passes over the same files.
+# (by a hash), so memory stays flat however large a date or the warehouse grows. Finding a date's
+# repeats held about 85 MB at the peak with shares of 250k rows and 165 MB with 500k (which, with
+# counting running alongside, made the rebuild the peak of a 10M-event run); more shares mean more
+# passes over the same files.
 SHARE_ROWS = 300_000
 UPGRADE_BATCH_ROWS = 100_000
 UPGRADE_NOTE = (
