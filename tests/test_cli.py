@@ -199,7 +199,14 @@ import etl.cli.app
 """
 
 
-@pytest.mark.parametrize(("given", "seen"), [(None, "narenas:1"), ("narenas:2", "narenas:2")])
+@pytest.mark.parametrize(
+    ("given", "seen"),
+    [
+        (None, "narenas:1"),
+        ("narenas:2", "narenas:2"),  # the user's choice
+        ("dirty_decay_ms:500", "dirty_decay_ms:500,narenas:1"),  # what a parent that imported polars exports
+    ],
+)
 def test_the_polars_allocator_is_set_before_polars_loads(given: str | None, seen: str) -> None:
     env = {name: value for name, value in os.environ.items() if name != "_RJEM_MALLOC_CONF"}
     if given is not None:
