@@ -1,7 +1,8 @@
 """The run: compose reading, judging, deduplication, date rebuilds and funnels, then publish atomically.
 
-Units of work are independent functions (`ingest_file`, `rebuild_date`, `daily_funnel`,
-`lifetime_funnel`); this module only decides which to run and hands their results to the journal.
+Units of work are independent functions (`ingest_file` for one landing file, `publish_date` for one
+event date, the funnels of `etl.funnel`); this module only decides which to run and hands their
+results to the journal.
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def _ingest_all(
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
         staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
         sink = _staged_sink(staged[file.sha256])
-        # Sorting, splitting by date and encoding one batch overlap the judging of the next.
+        # Splitting by date and encoding one batch overlap the judging of the next.
         write = Behind(partial(_write_by_date, sink=sink.write))
         try:
             outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=write)
@@ -376,9 +377,8 @@ def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_
     storage.sink_parquet(events, events_path)
     # The rows were streamed, never held: the funnel reads the three columns it needs back.
     written = storage.scan_parquet([events_path])
-    rows = written.select(pl.len()).collect().item()  # from the file's metadata
     columns = written.select("campaign_id", "event", "user_id").with_columns(event_date=pl.lit(day))
-    funnel = daily_funnel_in_shares(columns, math.ceil(rows / SHARE_ROWS))
+    funnel = daily_funnel_in_shares(columns, _share_count(written))
     storage.write_parquet(funnel.drop("event_date"), funnel_path)
     return True
 
@@ -437,6 +437,11 @@ def _shares(rows: int) -> list[pl.Expr]:
     return [digits % count == n for n in range(count)]
 
 
+def _share_count(files: pl.LazyFrame) -> int:
+    """How many shares of at most SHARE_ROWS the rows of Parquet files make (counted from their metadata)."""
+    return math.ceil(files.select(pl.len()).collect().item() / SHARE_ROWS)
+
+
 def _dates_to_rebuild(
     layout: Layout,
     before: dict[str, RegisteredFile],
@@ -461,9 +466,8 @@ def _lifetime(layout: Layout, rebuilt: dict[date, Path | None]) -> pl.DataFrame:
     if not paths:
         empty = pl.LazyFrame(schema={"campaign_id": pl.String, "event": pl.String, "user_id": pl.String})
         return lifetime_funnel(empty).collect()
-    events = storage.scan_parquet(paths).select("campaign_id", "event", "user_id")
-    rows = storage.scan_parquet(paths).select(pl.len()).collect().item()  # from the files' metadata
-    return lifetime_funnel_in_shares(events, math.ceil(rows / SHARE_ROWS))
+    events = storage.scan_parquet(paths)
+    return lifetime_funnel_in_shares(events.select("campaign_id", "event", "user_id"), _share_count(events))
 
 
 def _stage_quarantine(layout: Layout, journal: Journal, outcomes: list[FileOutcome]) -> None:
