@@ -29,6 +29,7 @@ def journeys(
     with_delivered: bool = True,
     campaign_offset: int = 1001,
     channel: str = "Email",
+    start: datetime = START,
 ) -> Iterator[dict[str, Any]]:
     """About n_events flat feed records, grouped into per-user journeys."""
     rng = random.Random(seed)
@@ -39,7 +40,7 @@ def journeys(
         user = f"U{rng.randrange(users):07d}"
         campaign = str(campaign_offset + rng.randrange(campaigns))
         message = str(rng.randrange(10**6, 10**7))
-        at = START + timedelta(seconds=rng.randrange(days * 86400))
+        at = start + timedelta(seconds=rng.randrange(days * 86400))
         steps = ["Message Sent"]
         roll = rng.random()
         if roll < 0.03:

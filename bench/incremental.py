@@ -1,10 +1,11 @@
 """Benchmark: the one-small-file nightly run on warehouses built from 1 and from 10 large files.
 
-    python bench/incremental.py [--events-per-file 100000] [--small-events 1000]
+    python bench/incremental.py [--events-per-file 100000] [--small-events 1000] [--sizes 1,10]
 
-Each warehouse is built by `etl run` over N large files (a week of events each); then one small file
-with events of a single day lands and `etl run` is timed. The cost should follow the new file and the
-rows of the day it touches, not the size of the landing zone.
+Each warehouse is built by `etl run` over N large files, file i holding week i of the history; then
+one small file lands and `etl run` is timed, twice: with the next day's events (new campaigns), and
+with late events for the first day of the last week (that week's campaigns). The cost should follow
+the new file and the rows of the days and campaigns it touches, not the size of the warehouse.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.feedgen import journeys, write_feed
+from bench.feedgen import START, journeys, write_feed
 from bench.speed import runtime_python
 
 PYTHON = runtime_python()  # the package as users install it (see bench/speed.py)
@@ -36,6 +38,22 @@ def timed_run(landing: Path, warehouse: Path) -> float:
     return time.perf_counter() - started
 
 
+def small_file_run(
+    work: Path, landing: Path, warehouse: Path, count: int, args: argparse.Namespace, kind: dict[str, Any]
+) -> float:
+    """Median time of `etl run` after one small file of one day lands (on a fresh copy each round)."""
+    times = []
+    for round_ in range(args.rounds):
+        trial = work / f"trial-{count}-{round_}"
+        shutil.copytree(warehouse, trial)
+        small = landing / "nightly" / f"small-{round_}.json"
+        write_feed(small, journeys(args.small_events, seed=900 + round_, days=1, **kind), "feed")
+        times.append(timed_run(landing, trial))
+        small.unlink()
+        shutil.rmtree(trial)
+    return sorted(times)[len(times) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events-per-file", type=int, default=100_000)
@@ -45,27 +63,25 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="etl-bench-incremental-"))
     print(f"machine: {os.cpu_count()} cores; {args.events_per_file:,} events per large file; work dir {work}")
-    print(f"{'large files':>11} {'warehouse events':>17} {'build s':>8} {'small-file run s (median)':>26}")
+    print(f"{'large files':>11} {'warehouse events':>17} {'build s':>8} {'next day s':>11} {'late day s':>11}")
     try:
         for count in (int(n) for n in args.sizes.split(",")):
             landing, warehouse = work / f"landing-{count}", work / f"wh-{count}"
             for index in range(count):
-                records = journeys(args.events_per_file, seed=100 + index, campaign_offset=1001 + 1000 * index)
+                records = journeys(
+                    args.events_per_file,
+                    seed=100 + index,
+                    campaign_offset=1001 + 1000 * index,
+                    start=START + timedelta(weeks=index),
+                )
                 write_feed(landing / f"large-{index:02d}.json", records, "feed")
             build = timed_run(landing, warehouse)
-            times = []
-            for round_ in range(args.rounds):
-                trial = work / f"trial-{count}-{round_}"
-                shutil.copytree(warehouse, trial)
-                small = landing / "nightly" / f"small-{round_}.json"
-                records = journeys(args.small_events, seed=900 + round_, days=1, campaign_offset=9001)
-                write_feed(small, records, "feed")
-                times.append(timed_run(landing, trial))
-                small.unlink()
-                shutil.rmtree(trial)
-            times.sort()
+            last_week = START + timedelta(weeks=count - 1)
+            next_day = {"start": last_week + timedelta(weeks=1), "campaign_offset": 900_001}
+            late_day = {"start": last_week, "campaign_offset": 1001 + 1000 * (count - 1)}
+            medians = [small_file_run(work, landing, warehouse, count, args, kind) for kind in (next_day, late_day)]
             events = count * args.events_per_file
-            print(f"{count:>11} {events:>17,} {build:>8.1f} {times[len(times) // 2]:>26.2f}")
+            print(f"{count:>11} {events:>17,} {build:>8.1f} {medians[0]:>11.2f} {medians[1]:>11.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
 from contracts import FUNNEL_NAMES, LifetimeFunnel
@@ -28,14 +30,24 @@ def funnel_in_shares(events: pl.LazyFrame, keys: list[str], shares: int) -> pl.D
     """The funnel over `keys`, one share of the users at a time (split by a hash of user_id).
 
     A user is in one share only, so distinct users add up across shares: the same result, with the
-    memory of one share's user sets.
+    memory of one share's user sets. Each share is a filtered pass over `events`.
     """
     if shares <= 1:
         return _funnel(events, keys).collect(engine="streaming")
-    share = pl.col("user_id").hash(seed=0) % shares
-    parts = [_counts(events.filter(share == n), keys).collect(engine="streaming") for n in range(shares)]
-    totals = pl.concat(parts).lazy().group_by(keys).agg(pl.all().sum())
+    return funnel_of_user_shares([events.filter(user_share(shares) == n) for n in range(shares)], keys)
+
+
+def funnel_of_user_shares(parts: Iterable[pl.LazyFrame], keys: list[str]) -> pl.DataFrame:
+    """The funnel over `keys` of events given as parts that split the users (no user in two parts),
+    counted one part at a time."""
+    counts = [_counts(part, keys).collect(engine="streaming") for part in parts]
+    totals = pl.concat(counts).lazy().group_by(keys).agg(pl.all().sum())
     return _finish(totals, keys).collect()
+
+
+def user_share(shares: int) -> pl.Expr:
+    """Which of `shares` shares a user belongs to (a hash of user_id, stable within a process)."""
+    return pl.col("user_id").hash(seed=0) % shares
 
 
 def daily_funnel(events: pl.LazyFrame) -> pl.LazyFrame:

@@ -8,7 +8,6 @@ results to the journal.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import time
 from collections import Counter
@@ -24,12 +23,14 @@ import polars as pl
 
 from contracts import event_columns
 from etl import storage
-from etl.funnel import daily_funnel_in_shares, lifetime_funnel, lifetime_funnel_in_shares
+from etl.funnel import daily_funnel_in_shares
 from etl.ingest import FileOutcome, LandingFile, Provenance, empty_events, ingest_file
 from etl.landing import discover
+from etl.lifetime import DateFiles, lifetime_after_run
 from etl.normalise import event_id
 from etl.overlap import Behind
 from etl.settings import Settings
+from etl.shares import id_shares, rows_of, share_count
 from etl.warehouse import (
     REGISTRY_VERSION,
     Journal,
@@ -51,12 +52,6 @@ Clock = Callable[[], datetime]
 # Columns of a staged copy with few distinct values, worth dictionary-encoding (the rest are mostly unique).
 _FEW_VALUES = ["event", "channel", "message_type", "url", "campaign_id", "extra"]
 _FEW_VALUES += ["source_file", "source_sha256", "run_id"]
-# Work that holds identities or user sets in memory is split into shares of about this many rows
-# (by a hash), so memory stays flat however large a date or the warehouse grows. Finding a date's
-# repeats held about 85 MB at the peak with shares of 250k rows and 165 MB with 500k (which, with
-# counting running alongside, made the rebuild the peak of a 10M-event run); more shares mean more
-# passes over the same files.
-SHARE_ROWS = 300_000
 UPGRADE_BATCH_ROWS = 100_000
 UPGRADE_NOTE = (
     "the warehouse was written by an earlier version (event ids were BLAKE2b, now SHA-256): "
@@ -332,7 +327,7 @@ def _build_and_stage(
     timer.lap("account and rebuild dates")
 
     if rebuilt:
-        journal.put_parquet(_lifetime(layout, rebuilt), layout.lifetime_funnel)
+        journal.put_parquet(lifetime_after_run(layout, rebuilt, journal.scratch_dir), layout.lifetime_funnel)
     timer.lap("lifetime funnel")
     _stage_quarantine(layout, journal, outcomes)
     journal.put_json(registry_document(updated), layout.registry)
@@ -347,11 +342,11 @@ def _rebuild(
     updated: dict[str, RegisteredFile],
     staged_paths: dict[str, Path],
     progress: Progress,
-) -> tuple[list[str], list[str], dict[date, Path | None]]:
+) -> tuple[list[str], list[str], dict[date, DateFiles | None]]:
     """Stage each date's events and funnel: (dates written, dates now empty, each date's new file)."""
     progress.on_dates(len(days))
     written, deleted = [], []
-    rebuilt: dict[date, Path | None] = {}  # the new partition file of each rebuilt date (None: now empty)
+    rebuilt: dict[date, DateFiles | None] = {}  # the new files of each rebuilt date (None: now empty)
     for day in days:  # one date at a time (polars already spreads each over the cores)
         sources = [staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates]
         events_path, funnel_path = journal.staging_path(), journal.staging_path()
@@ -359,7 +354,7 @@ def _rebuild(
             journal.adopt(events_path, layout.event_partition(day))
             journal.adopt(funnel_path, layout.daily_funnel_partition(day))
             written.append(day.isoformat())
-            rebuilt[day] = events_path
+            rebuilt[day] = DateFiles(events_path, funnel_path)
         else:
             journal.delete(layout.event_partition(day))
             journal.delete(layout.daily_funnel_partition(day))
@@ -378,7 +373,7 @@ def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_
     # The rows were streamed, never held: the funnel reads the three columns it needs back.
     written = storage.scan_parquet([events_path])
     columns = written.select("campaign_id", "event", "user_id").with_columns(event_date=pl.lit(day))
-    funnel = daily_funnel_in_shares(columns, _share_count(written))
+    funnel = daily_funnel_in_shares(columns, share_count(rows_of(written)))
     storage.write_parquet(funnel.drop("event_date"), funnel_path)
     return True
 
@@ -408,7 +403,7 @@ def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.LazyFrame | None
         ]
     )
     repeats: dict[int, list[int]] = {}
-    for share in _shares(sum(count for _, _, count in parts)):
+    for share in id_shares(sum(count for _, _, count in parts)):
         chosen = _in_order(ids.filter(share).collect(), "_part").filter(~pl.col("event_id").is_first_distinct())
         for n, ordinals in chosen.group_by("_part").agg("_ordinal").iter_rows():
             repeats.setdefault(n, []).extend(ordinals)
@@ -428,20 +423,6 @@ def _in_order(ids: pl.DataFrame, source: str) -> pl.DataFrame:
     return ids.sort(source, "_ordinal")
 
 
-def _shares(rows: int) -> list[pl.Expr]:
-    """Filters splitting `rows` identities into shares of about SHARE_ROWS (by the id's first digits)."""
-    count = math.ceil(rows / SHARE_ROWS)
-    if count <= 1:
-        return [pl.lit(True)]
-    digits = pl.col("event_id").str.slice(0, 6).str.to_integer(base=16)  # the id is a uniform hex hash
-    return [digits % count == n for n in range(count)]
-
-
-def _share_count(files: pl.LazyFrame) -> int:
-    """How many shares of at most SHARE_ROWS the rows of Parquet files make (counted from their metadata)."""
-    return math.ceil(files.select(pl.len()).collect().item() / SHARE_ROWS)
-
-
 def _dates_to_rebuild(
     layout: Layout,
     before: dict[str, RegisteredFile],
@@ -456,18 +437,6 @@ def _dates_to_rebuild(
         candidates |= {d.isoformat() for d in layout.event_dates()}
         days |= {d for d in candidates if start.isoformat() <= d <= end.isoformat()}
     return sorted(date.fromisoformat(d) for d in days)
-
-
-def _lifetime(layout: Layout, rebuilt: dict[date, Path | None]) -> pl.DataFrame:
-    """The lifetime funnel over every event partition as it will be after this run: the untouched
-    published ones and the rebuilt ones in the journal. Reads three columns, streaming."""
-    untouched = [layout.event_partition(d) for d in layout.event_dates() if d not in rebuilt]
-    paths = untouched + [path for path in rebuilt.values() if path is not None]
-    if not paths:
-        empty = pl.LazyFrame(schema={"campaign_id": pl.String, "event": pl.String, "user_id": pl.String})
-        return lifetime_funnel(empty).collect()
-    events = storage.scan_parquet(paths)
-    return lifetime_funnel_in_shares(events.select("campaign_id", "event", "user_id"), _share_count(events))
 
 
 def _stage_quarantine(layout: Layout, journal: Journal, outcomes: list[FileOutcome]) -> None:
@@ -515,7 +484,7 @@ def _account(
         if prior_files:  # a reprocess: files not re-read keep their events
             frames.insert(0, _prior(_identities(prior_files, day).select("event_id")))
         identities = pl.concat(frames)
-        for share in _shares(identities.select(pl.len()).collect().item()):
+        for share in id_shares(identities.select(pl.len()).collect().item()):
             seen = (
                 _in_order(identities.filter(share).collect(), "_file")
                 .with_columns(first=pl.col("event_id").is_first_distinct())

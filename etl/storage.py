@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -144,6 +144,28 @@ def sink_parquet(frame: pl.LazyFrame, path: Path) -> None:
     _fsync(path)
 
 
+def sink_parquet_split(frames: Iterable[pl.LazyFrame], key: pl.Expr, folder: Path) -> list[list[Path]]:
+    """Stream lazy frames into scratch Parquet files grouped by the value of `key` (the key itself is
+    not written), in one pass and bounded memory; the files of each group, across all frames.
+
+    Frames are written one after the other: a sink reading many files at once buffers far more.
+    Scratch files are read once and thrown away: fast compression, no statistics, no fsync.
+    """
+    for index, frame in enumerate(frames):
+        frame.sink_parquet(
+            # Small row groups: the writer buffers one per group, and there may be dozens of groups.
+            pl.PartitionBy(folder / str(index), key={"_group": key}, include_key=False),
+            compression="lz4",
+            statistics=False,
+            row_group_size=8192,
+            mkdir=True,
+        )
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob("*/_group=*/*.parquet")):
+        groups.setdefault(path.parent.name, []).append(path)
+    return list(groups.values())
+
+
 class ParquetSink:
     """One Parquet file written batch by batch (so a large input never sits whole in memory)."""
 
@@ -191,9 +213,15 @@ def _arrow(frame: pl.DataFrame) -> pa.Table:
     return frame.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
-def scan_parquet(paths: list[Path]) -> pl.LazyFrame:
-    """Parquet files as one lazy frame, in the order given."""
-    return pl.scan_parquet([str(p) for p in paths])
+def scan_parquet(paths: list[Path], path_column: str | None = None) -> pl.LazyFrame:
+    """Parquet files as one lazy frame, in the order given; with `path_column`, each row also says
+    which file it came from (as `path_key` of the file)."""
+    return pl.scan_parquet([path_key(p) for p in paths], include_file_paths=path_column)
+
+
+def path_key(path: Path) -> str:
+    """How a scan names a file in its `path_column`."""
+    return str(path)
 
 
 def iter_parquet(path: Path, rows: int) -> Iterator[pl.DataFrame]:

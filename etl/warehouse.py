@@ -166,6 +166,10 @@ class Journal:
         staged.parent.mkdir(parents=True, exist_ok=True)
         return staged
 
+    def scratch_dir(self) -> Path:
+        """A fresh folder for files used within the run and never published (gone with the journal)."""
+        return self._next_path("-scratch")
+
     def adopt(self, staged: Path, target: Path) -> None:
         """Publish a file written at a `staging_path` at `target`."""
         self._ops.append({"op": "replace", "src": self._rel(staged), "dst": self._rel(target)})

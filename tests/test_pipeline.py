@@ -228,7 +228,7 @@ def test_work_split_in_shares_gives_the_same_tables_and_counts(tmp_path: Path, m
     }
     results = {}
     for label, share_rows in (("whole", 1_000_000), ("shares", 2)):
-        monkeypatch.setattr("etl.pipeline.SHARE_ROWS", share_rows)
+        monkeypatch.setattr("etl.shares.SHARE_ROWS", share_rows)
         root = tmp_path / label
         write(root / "landing", "a.json", files["a.json"])
         first = run_at(root / "landing", root / "wh")
