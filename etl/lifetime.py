@@ -9,6 +9,7 @@ not every event.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -17,9 +18,11 @@ from pathlib import Path
 import polars as pl
 
 from etl import storage
-from etl.funnel import FUNNEL_COLUMNS, funnel_of_user_shares, lifetime_funnel, lifetime_funnel_in_shares, user_share
+from etl.funnel import funnel_of_user_shares, lifetime_funnel, lifetime_funnel_in_shares, user_share
 from etl.shares import rows_of, share_count
 from etl.warehouse import Layout
+
+log = logging.getLogger("etl")
 
 FUNNEL_INPUT = {"campaign_id": pl.String, "event": pl.String, "user_id": pl.String}
 # Rows one pass of the split reads at a time: a sink that reads many partitions at once buffers
@@ -46,8 +49,8 @@ def lifetime_after_run(
     """The lifetime funnel over every event as it will be after the run that rebuilt `rebuilt`
     (None: the date is now empty). `scratch` gives a fresh folder for temporary files.
 
-    Everything is counted when there is no published lifetime table to start from (or it has other
-    columns), or when a date lacks its daily funnel.
+    Everything is counted when there is no published lifetime table to start from (or it cannot be
+    read, or has other columns), or when a date's daily funnel is missing or cannot be read.
     """
     after = {
         day: DateFiles(layout.event_partition(day), layout.daily_funnel_partition(day))
@@ -55,10 +58,25 @@ def lifetime_after_run(
         if day not in rebuilt
     }
     after |= {day: files for day, files in rebuilt.items() if files is not None}
+    everything = [files.events for files in after.values()]
     previous = _published(layout)
     if previous is None or not all(files.funnel.is_file() for files in after.values()):
-        return count_lifetime([files.events for files in after.values()], None, scratch)
+        return count_lifetime(everything, None, scratch)
+    try:
+        return _recount_touched(layout, rebuilt, after, previous, scratch)
+    except (pl.exceptions.PolarsError, OSError) as error:  # a damaged funnel file: slower, same result
+        log.warning("could not use the published funnels (%s); counting the lifetime funnel from every event", error)
+        return count_lifetime(everything, None, scratch)
 
+
+def _recount_touched(
+    layout: Layout,
+    rebuilt: dict[date, DateFiles | None],
+    after: dict[date, DateFiles],
+    previous: pl.DataFrame,
+    scratch: Callable[[], Path],
+) -> pl.DataFrame:
+    """The published lifetime rows of untouched campaigns, and the touched ones counted again."""
     funnels_before = [layout.daily_funnel_partition(day) for day in rebuilt]
     funnels_now = [files.funnel for files in rebuilt.values() if files is not None]
     funnels = [path for path in funnels_before if path.is_file()] + funnels_now
@@ -116,11 +134,16 @@ def _runs_of_rows(files: list[Path], rows: int) -> Iterator[list[Path]]:
 
 
 def _published(layout: Layout) -> pl.DataFrame | None:
-    """The published lifetime funnel, when there is one with today's columns."""
+    """The published lifetime funnel, when there is one, readable and with today's columns and types."""
     if not layout.lifetime_funnel.is_file():
         return None
-    table = storage.read_parquet(layout.lifetime_funnel)
-    return table if table.columns == FUNNEL_COLUMNS else None
+    try:
+        table = storage.read_parquet(layout.lifetime_funnel)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        log.warning("could not read the published lifetime funnel (%s); counting it from every event", error)
+        return None
+    expected = lifetime_funnel(pl.LazyFrame(schema=FUNNEL_INPUT)).collect_schema()
+    return table if table.schema == expected else None
 
 
 def _dates_listing(campaigns: pl.Expr, funnels: dict[date, Path]) -> list[date]:

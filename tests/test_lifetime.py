@@ -96,3 +96,22 @@ def test_lifetime_is_counted_whole_without_a_published_table(tmp_path: Path, mon
     run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
     assert counted == [["2024-05-01", "<staged>"]]
     assert_lifetime_counts_every_event(wh)
+
+
+@pytest.mark.parametrize(
+    "damaged", ["campaign_funnel/part-0.parquet", "campaign_daily_funnel/event_date=2024-05-02/part-0.parquet"]
+)
+def test_a_damaged_funnel_file_is_counted_again_from_the_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damaged: str
+) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "old.json", day_file_records(1, range(0, 4), "OLD") + day_file_records(2, range(0, 4), "BOTH"))
+    run_at(landing, wh)
+    (wh / damaged).write_bytes(b"not parquet")
+    counted = spy_on_counted_dates(monkeypatch)
+    write(landing, "new.json", day_file_records(5, range(2, 6), "NEW"))
+    result = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
+    assert result.exit_code == 0
+    assert counted[-1] == ["2024-05-01", "2024-05-02", "<staged>"]
+    assert "counting" in caplog.text and "from every event" in caplog.text
+    assert_lifetime_counts_every_event(wh)
