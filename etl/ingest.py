@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +22,9 @@ from etl.storage import FeedReadError
 from etl.validate import REJECTION_SCHEMA, split_valid
 
 BATCH_ROWS = 50_000
+# What judged rows carry as `source_sha256` while their file is still being hashed (the contract's
+# form of a hash; the real one replaces it once the whole file was read).
+UNKNOWN_SHA256 = "0" * 64
 # Blocks read at once are judged together up to this many rows: validation has a fixed cost per call.
 JUDGE_ROWS = 100_000
 _ROW_SCHEMA = {name: (pl.Float64 if name == "timestamp_number" else pl.String) for name in ROW_COLUMNS}
@@ -30,7 +33,8 @@ _UNREADABLE = ("unreadable_file", "invalid_json", "invalid_utf8", "record_too_la
 
 @dataclass(frozen=True)
 class LandingFile:
-    """A feed file in the landing zone; `name` is its path relative to the zone, `sha256` its identity."""
+    """A feed file in the landing zone; `name` is its path relative to the zone, `sha256` its identity
+    (empty when it is to be hashed while it is read)."""
 
     path: Path
     name: str
@@ -70,11 +74,14 @@ def ingest_file(
     """Read, expand, normalise and judge every record of one file. Writes nothing itself.
 
     With a `sink`, each batch of valid events is handed to it as soon as it is judged and not kept,
-    so memory does not grow with the size of the file.
+    so memory does not grow with the size of the file; the batches handed to it carry no
+    `source_sha256` (the outcome's file has it). A file without its hash is hashed as it is read
+    (or, if reading stopped early, afterwards: an OSError then means it cannot be read at all).
     """
+    content = None if file.sha256 else storage.ContentHash()
     lineage = {
         "source_file": file.name,
-        "source_sha256": file.sha256,
+        "source_sha256": file.sha256 or UNKNOWN_SHA256,
         "ingested_at": provenance.ingested_at,
         "run_id": provenance.run_id,
     }
@@ -84,7 +91,7 @@ def ingest_file(
     read = 0
     parsed_any = False
     try:
-        for batch in prefetched(_file_batches(file, limits or Limits(), on_read)):
+        for batch in prefetched(_file_batches(file, limits or Limits(), on_read, content)):
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)
@@ -92,16 +99,20 @@ def ingest_file(
             if sink is None:
                 events.append(valid)
             else:
-                sink(valid)
+                sink(valid.drop("source_sha256"))
             rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"
         unreadable = _Batch(read, rejections=[Rejection("file", "", "unreadable_file", detail, read)], count=1)
         rejected.append(_rejections_frame(unreadable))
         read += 1
+    if content is not None:
+        file = replace(file, sha256=content.hexdigest() or storage.sha256_of(file.path))
+        lineage["source_sha256"] = file.sha256
+    sha256 = pl.lit(file.sha256, dtype=pl.String).alias("source_sha256")
     outcome = FileOutcome(
         file=file,
-        events=pl.concat(events) if events else empty_events(),
+        events=pl.concat(events).with_columns(sha256) if events else empty_events(),
         quarantine=_quarantine_frame(pl.concat(rejected) if rejected else None, lineage),
         read=read,
         dates=sorted(dates),
@@ -143,8 +154,10 @@ class _Batch:
         self.count += len(expanded.rows) + len(expanded.rejections)
 
 
-def _file_batches(file: LandingFile, limits: Limits, on_read: Callable[[int], None] | None) -> Iterator[_Batch]:
-    chunks = storage.iter_bytes(file.path, on_read=on_read)
+def _file_batches(
+    file: LandingFile, limits: Limits, on_read: Callable[[int], None] | None, content: storage.ContentHash | None
+) -> Iterator[_Batch]:
+    chunks = storage.iter_bytes(file.path, on_read=on_read, content=content)
     if is_line_delimited(file.name):
         return _joined(_line_batches(chunks, limits))
     return _joined(_batches(iter_units(file.name, chunks, limits), 0))

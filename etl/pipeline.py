@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -51,7 +51,7 @@ EXIT_REJECTED = 3
 Clock = Callable[[], datetime]
 # Columns of a staged copy with few distinct values, worth dictionary-encoding (the rest are mostly unique).
 _FEW_VALUES = ["event", "channel", "message_type", "url", "campaign_id", "extra"]
-_FEW_VALUES += ["source_file", "source_sha256", "run_id"]
+_FEW_VALUES += ["source_file", "run_id"]
 UPGRADE_BATCH_ROWS = 100_000
 UPGRADE_NOTE = (
     "the warehouse was written by an earlier version (event ids were BLAKE2b, now SHA-256): "
@@ -130,7 +130,9 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
             window = (date.min, date.max)
             notes.append(UPGRADE_NOTE)
         known = {} if window else {(e.path, e.size, e.mtime_ns): sha for sha, e in registry.items()}
-        discovery = discover(settings.landing, settings.min_file_age, known)
+        # A reprocess matches landing files to registered ones by content: everything is hashed first.
+        sizes = None if window else {entry.size for entry in registry.values()}
+        discovery = discover(settings.landing, settings.min_file_age, known, sizes)
         plan = _plan(discovery.files, registry, reprocessing=window is not None)
         notes += discovery.notes + plan.notes
         timer.lap("discover")
@@ -144,7 +146,8 @@ def _execute(settings: Settings, window: tuple[date, date] | None, clock: Clock,
         progress.on_files(len(plan.new) + len(plan.reparse), files_bytes)
         journal = Journal(layout, run_id)
         try:
-            outcomes, staged = _ingest_all(layout, journal, plan, started, run_id, settings, progress)
+            outcomes, staged, unread = _ingest_all(layout, journal, plan, started, run_id, settings, progress)
+            notes += unread
             if upgrade:
                 staged = _upgrade_staged(layout, journal, plan) | staged
             timer.lap("read")
@@ -186,6 +189,11 @@ def _plan(found: list[LandingFile], registry: dict[str, RegisteredFile], reproce
     by_sha: dict[str, LandingFile] = {}
     registered_paths = {entry.path: entry for entry in registry.values()}
     for file in found:
+        if not file.sha256:  # of a size no other content has: new, hashed while it is read
+            if file.name in registered_paths:
+                plan.notes.append(f"{file.name}: content changed since it was ingested; ingesting the new content")
+            plan.new.append(file)
+            continue
         if file.sha256 in by_sha:
             plan.notes.append(f"{file.name}: same content as {by_sha[file.sha256].name}, read once")
             plan.skipped += 1
@@ -219,28 +227,39 @@ def _ingest_all(
     run_id: str,
     settings: Settings,
     progress: Progress,
-) -> tuple[list[FileOutcome], dict[str, Path]]:
-    """Read every file of the plan, streaming its valid events to a staged copy in the journal.
+) -> tuple[list[FileOutcome], dict[str, Path], list[str]]:
+    """Read every file of the plan, streaming its valid events to a staged copy in the journal:
+    the outcomes, the staged copies by SHA-256, and notes on files that could not be read.
 
-    Reparsed files come first in their original ingestion order, then new files by name.
+    Reparsed files come first in their original ingestion order, then new files by name. New files
+    not hashed yet are hashed as they are read: `plan.new` then holds them with their hash, and a
+    file that could not be read to hash it is left out.
     """
     jobs = [
         (file, Provenance(datetime.fromisoformat(entry.first_ingested_at), entry.run_id))
         for file, entry in plan.reparse
     ]
     jobs += [(file, Provenance(started, run_id)) for file in plan.new]
-    outcomes, staged = [], {}
+    new_names = {file.name for file in plan.new}
+    outcomes, staged, read_new, unread = [], {}, [], []
     for file, provenance in jobs:
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
-        staged[file.sha256] = journal.reserve(layout.staged(file.sha256))
-        sink = _staged_sink(staged[file.sha256])
+        path = journal.staging_path()
+        sink = _staged_sink(path)
         # Splitting by date and encoding one batch overlap the judging of the next.
         write = Behind(partial(_write_by_date, sink=sink.write))
         try:
             outcome = ingest_file(file, provenance, settings.limits, on_read=progress.on_bytes, sink=write)
+        except OSError as err:  # it could not even be hashed: like a file that cannot be opened
+            unread.append(f"{file.name}: skipped, cannot be read ({err.strerror or err})")
+            continue
         finally:
             write.close()
-        sink.close()
+            sink.close()
+        journal.adopt(path, layout.staged(outcome.file.sha256))
+        staged[outcome.file.sha256] = path
+        if file.name in new_names:
+            read_new.append(outcome.file)
         log.info(
             "read %s: %s records, %s quarantined%s",
             file.name,
@@ -250,8 +269,9 @@ def _ingest_all(
             extra={"file": file.name, "read": outcome.read, "quarantined": outcome.quarantine.height},
         )
         outcomes.append(outcome)
-        progress.on_file_done(file)
-    return outcomes, staged
+        progress.on_file_done(outcome.file)
+    plan.new = read_new
+    return outcomes, staged, unread
 
 
 def _upgrade_staged(layout: Layout, journal: Journal, plan: _Plan) -> dict[str, Path]:
@@ -271,13 +291,14 @@ def _upgrade_staged(layout: Layout, journal: Journal, plan: _Plan) -> dict[str, 
 
 
 def _staged_sink(path: Path) -> storage.ParquetSink:
-    return storage.ParquetSink(path, empty_events(), _FEW_VALUES, ["event_date"])
+    """A staged copy: a file's valid events as judged, without `source_sha256` (its name says it)."""
+    return storage.ParquetSink(path, empty_events().drop("source_sha256"), _FEW_VALUES, ["event_date"])
 
 
 def _write_by_date(events: pl.DataFrame, sink: Callable[[pl.DataFrame], None]) -> None:
     """Hand a batch of events (in position order) to a sink one date at a time, still in position
     order: each date becomes its own row group, so reading one date of the staged copy skips the others."""
-    for part in events.partition_by("event_date", maintain_order=True):
+    for part in events.drop("source_sha256", strict=False).partition_by("event_date", maintain_order=True):
         sink(part)
 
 
@@ -348,7 +369,7 @@ def _rebuild(
     written, deleted = [], []
     rebuilt: dict[date, DateFiles | None] = {}  # the new files of each rebuilt date (None: now empty)
     for day in days:  # one date at a time (polars already spreads each over the cores)
-        sources = [staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates]
+        sources = {sha: staged_paths[sha] for sha, entry in updated.items() if day.isoformat() in entry.event_dates}
         events_path, funnel_path = journal.staging_path(), journal.staging_path()
         if publish_date(sources, day, events_path, funnel_path):
             journal.adopt(events_path, layout.event_partition(day))
@@ -364,8 +385,9 @@ def _rebuild(
     return written, deleted, rebuilt
 
 
-def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_path: Path) -> bool:
-    """Write one date's events and daily funnel from the staged files; False when it has no events."""
+def publish_date(staged_files: dict[str, Path], day: date, events_path: Path, funnel_path: Path) -> bool:
+    """Write one date's events and daily funnel from the staged copies (by their file's SHA-256);
+    False when it has no events."""
     events = rebuild_date(staged_files, day)
     if events is None:
         return False
@@ -378,21 +400,21 @@ def publish_date(staged_files: list[Path], day: date, events_path: Path, funnel_
     return True
 
 
-def rebuild_date(staged_files: Iterable[Path], day: date) -> pl.LazyFrame | None:
-    """Every distinct event of one date from the staged files (event columns, streamable); None
-    when there is none. A duplicate keeps its first sighting by (source file, position), so the
-    result does not depend on the order files arrived in.
+def rebuild_date(staged_files: dict[str, Path], day: date) -> pl.LazyFrame | None:
+    """Every distinct event of one date from the staged copies, by their file's SHA-256 (event
+    columns, streamable); None when there is none. A duplicate keeps its first sighting by (source
+    file, position), so the result does not depend on the order files arrived in.
 
     Each staged copy holds one file's rows of a date in position order, so the copies, ordered by
     their source, already are in that order: only identities are read to find the repeats (a share
     at a time), and the rows stream from the copies straight to the output.
     """
     parts = []
-    for path in staged_files:
+    for sha256, path in staged_files.items():
         rows = storage.scan_parquet([path]).filter(pl.col("event_date") == day)
-        count, *source = rows.select(pl.len(), pl.first("source_file"), pl.first("source_sha256")).collect().row(0)
-        if count:
-            parts.append((tuple(source), rows, count))
+        count, name = rows.select(pl.len(), pl.first("source_file")).collect().row(0)
+        if count:  # (copies staged by earlier versions hold the same hash in a column of their own)
+            parts.append(((name, sha256), rows.with_columns(source_sha256=pl.lit(sha256, pl.String)), count))
     if not parts:
         return None
     parts.sort(key=lambda part: part[0])

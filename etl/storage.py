@@ -31,16 +31,20 @@ class FeedReadError(Exception):
 
 
 def iter_bytes(
-    path: Path, chunk_bytes: int = CHUNK_BYTES, on_read: Callable[[int], None] | None = None
+    path: Path,
+    chunk_bytes: int = CHUNK_BYTES,
+    on_read: Callable[[int], None] | None = None,
+    content: ContentHash | None = None,
 ) -> Iterator[bytes]:
     """The decompressed bytes of a landing file, in chunks of at most `chunk_bytes`.
 
     `.gz` is decompressed as a stream with bounded output per step, so a decompression bomb never
     expands in memory; everything before a truncation or corruption is still delivered.
-    `on_read` is told how many bytes of the file itself each step read (for progress).
+    `on_read` is told how many bytes of the file itself each step read (for progress); `content`
+    hashes them as they go by, so a file is read once to hash and parse it.
     """
     with open(path, "rb") as stream:
-        reader = _Counted(stream, on_read) if on_read else stream
+        reader = _Watched(stream, on_read, content) if on_read or content else stream
         if not path.name.lower().endswith(".gz"):
             while chunk := reader.read(chunk_bytes):
                 yield chunk
@@ -48,17 +52,37 @@ def iter_bytes(
         yield from _gunzip(reader, chunk_bytes)
 
 
-class _Counted:
-    def __init__(self, stream: BinaryIO, on_read: Callable[[int], None]) -> None:
-        self._stream, self._on_read = stream, on_read
+class ContentHash:
+    """The SHA-256 of a file's bytes, fed while the file is read for parsing."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._whole = False
+
+    def update(self, data: bytes) -> None:
+        if not data:  # a read at the end of the file: every byte went by
+            self._whole = True
+        self._digest.update(data)
+
+    def hexdigest(self) -> str | None:
+        """The hash, when the reading reached the end of the file; None when it stopped before."""
+        return self._digest.hexdigest() if self._whole else None
+
+
+class _Watched:
+    def __init__(self, stream: BinaryIO, on_read: Callable[[int], None] | None, content: ContentHash | None) -> None:
+        self._stream, self._on_read, self._content = stream, on_read, content
 
     def read(self, size: int) -> bytes:
         data = self._stream.read(size)
-        self._on_read(len(data))
+        if self._on_read:
+            self._on_read(len(data))
+        if self._content:
+            self._content.update(data)
         return data
 
 
-def _gunzip(stream: BinaryIO | _Counted, chunk_bytes: int) -> Iterator[bytes]:
+def _gunzip(stream: BinaryIO | _Watched, chunk_bytes: int) -> Iterator[bytes]:
     decompressor = zlib.decompressobj(wbits=31)
     started = False
     try:

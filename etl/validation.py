@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from etl import storage
 from etl.feeds import Limits, is_feed_file
 from etl.ingest import LandingFile, Provenance, ingest_file
 from etl.pipeline import EtlError
@@ -32,13 +31,12 @@ def validate_paths(paths: list[Path], limits: Limits | None = None) -> Validatio
     report = ValidationReport()
     provenance = Provenance(datetime.now(UTC), "validate")
     for path in _feed_files(paths):
-        try:
-            sha256 = storage.sha256_of(path)
+        try:  # hashed while it is read (an OSError here: it could not be read at all)
+            outcome = ingest_file(LandingFile(path, str(path), "", path.stat().st_size), provenance, limits)
         except OSError as err:
             report.notes.append(f"{path}: cannot be read ({err.strerror or err})")
             report.notes_are_errors = True
             continue
-        outcome = ingest_file(LandingFile(path, str(path), sha256, path.stat().st_size), provenance, limits)
         rejected = outcome.quarantine.height
         report.files.append(FileCheck(str(path), outcome.read, outcome.read - rejected, rejected))
         for row in outcome.quarantine.select("position", "reason", "detail").iter_rows():
