@@ -1,6 +1,6 @@
-"""Benchmark: the one-small-file nightly run on warehouses built from 1 and from 10 large files.
+"""Benchmark: the one-small-file nightly run on warehouses of 1, 10 and 30 weeks of history.
 
-    python bench/incremental.py [--events-per-file 100000] [--small-events 1000] [--sizes 1,10]
+    python bench/incremental.py [--events-per-file 100000] [--small-events 1000] [--sizes 1,10,30]
 
 Each warehouse is built by `etl run` over N large files, file i holding week i of the history; then
 one small file lands and `etl run` is timed, twice: with the next day's events (new campaigns), and
@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events-per-file", type=int, default=100_000)
     parser.add_argument("--small-events", type=int, default=1_000)
-    parser.add_argument("--sizes", default="1,10", help="comma-separated numbers of large files")
+    parser.add_argument("--sizes", default="1,10,30", help="comma-separated numbers of large files (weeks)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="etl-bench-incremental-"))
