@@ -148,6 +148,7 @@ def test_accepted_timestamp_text(text: str, expected: datetime) -> None:
         "2022-01-11T25:00:00Z",
         "2022-01-11T24:00:00Z",
         "0000-01-01",
+        "0000-01-01T00:00:00Z",  # the common form, year 0
         "11/01/2022",
         "2022-01-11T08:30:00+2",
     ],
