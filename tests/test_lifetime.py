@@ -115,3 +115,15 @@ def test_a_damaged_funnel_file_is_counted_again_from_the_events(
     assert counted[-1] == ["2024-05-01", "2024-05-02", "<staged>"]
     assert "counting" in caplog.text and "from every event" in caplog.text
     assert_lifetime_counts_every_event(wh)
+
+
+def test_a_date_without_its_daily_funnel_means_a_whole_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "old.json", day_file_records(1, range(0, 4), "OLD") + day_file_records(2, range(0, 4), "BOTH"))
+    run_at(landing, wh)
+    (wh / "campaign_daily_funnel" / "event_date=2024-05-01" / "part-0.parquet").unlink()
+    counted = spy_on_counted_dates(monkeypatch)
+    write(landing, "new.json", day_file_records(5, range(2, 6), "NEW"))
+    run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
+    assert counted == [["2024-05-01", "2024-05-02", "<staged>"]]
+    assert_lifetime_counts_every_event(wh)
