@@ -174,6 +174,7 @@ def sink_parquet_split(frames: Iterable[pl.LazyFrame], key: pl.Expr, folder: Pat
 
     Frames are written one after the other: a sink reading many files at once buffers far more.
     Scratch files are read once and thrown away: fast compression, no statistics, no fsync.
+    (Polars calls `PartitionBy` unstable; tests/test_lifetime.py runs this path on every change.)
     """
     for index, frame in enumerate(frames):
         frame.sink_parquet(
