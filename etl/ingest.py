@@ -109,10 +109,10 @@ def ingest_file(
     if content is not None:
         file = replace(file, sha256=content.hexdigest() or storage.sha256_of(file.path))
         lineage["source_sha256"] = file.sha256
-    sha256 = pl.lit(file.sha256, dtype=pl.String).alias("source_sha256")
+    hash_column = pl.lit(file.sha256, dtype=pl.String).alias("source_sha256")
     outcome = FileOutcome(
         file=file,
-        events=pl.concat(events).with_columns(sha256) if events else empty_events(),
+        events=pl.concat(events).with_columns(hash_column) if events else empty_events(),
         quarantine=_quarantine_frame(pl.concat(rejected) if rejected else None, lineage),
         read=read,
         dates=sorted(dates),

@@ -236,13 +236,12 @@ def _ingest_all(
     file that could not be read to hash it is left out.
     """
     jobs = [
-        (file, Provenance(datetime.fromisoformat(entry.first_ingested_at), entry.run_id))
+        (file, Provenance(datetime.fromisoformat(entry.first_ingested_at), entry.run_id), False)
         for file, entry in plan.reparse
     ]
-    jobs += [(file, Provenance(started, run_id)) for file in plan.new]
-    new_names = {file.name for file in plan.new}
+    jobs += [(file, Provenance(started, run_id), True) for file in plan.new]
     outcomes, staged, read_new, unread = [], {}, [], []
-    for file, provenance in jobs:
+    for file, provenance, is_new in jobs:
         log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
         path = journal.staging_path()
         sink = _staged_sink(path)
@@ -258,7 +257,7 @@ def _ingest_all(
             sink.close()
         journal.adopt(path, layout.staged(outcome.file.sha256))
         staged[outcome.file.sha256] = path
-        if file.name in new_names:
+        if is_new:
             read_new.append(outcome.file)
         log.info(
             "read %s: %s records, %s quarantined%s",
