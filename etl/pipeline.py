@@ -1,8 +1,8 @@
 """The run: compose reading, judging, deduplication, date rebuilds and funnels, then publish atomically.
 
 Units of work are independent functions (`ingest_file` for one landing file, `publish_date` for one
-event date, the funnels of `etl.funnel`); this module only decides which to run and hands their
-results to the journal.
+event date, `etl.lifetime.count_lifetime` for the campaigns to count again, over the funnels of
+`etl.funnel`); this module only decides which to run and hands their results to the journal.
 """
 
 from __future__ import annotations
