@@ -7,7 +7,7 @@ WAREHOUSE ?= data/warehouse
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run reprocess validate metrics report contract contract-docs test lint format bench sample clean
+.PHONY: help install run reprocess validate metrics report contract contract-docs test test-fast lint format bench sample clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-11s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ contract-docs: $(STAMP) ## Regenerate the README's contract section from the mod
 
 test: $(STAMP) ## Run every test
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Run the tests not marked heavy (no browser, no big generated feeds)
+	$(BIN)/python -m pytest -m "not heavy"
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

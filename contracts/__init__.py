@@ -1,7 +1,7 @@
 """The event contract as pandera models: the one source of truth for columns, types, rules and docs."""
 
-from contracts.events import Event, EventCandidate, event_columns, partition_columns
-from contracts.funnel import DailyFunnel, LifetimeFunnel
+from contracts.events import Event, EventCandidate, event_columns, partition_columns, staged_event_schema
+from contracts.funnel import DailyFunnel, LifetimeFunnel, column_labels, rate_definitions
 from contracts.quarantine import QuarantineRecord
 from contracts.reasons import REASON_CODES, REASONS, Reason
 from contracts.vocabulary import EVENT_BY_KEY, EVENT_NAMES, FUNNEL_NAMES, TIMESTAMP_FORMS, event_key
@@ -19,7 +19,10 @@ __all__ = [
     "LifetimeFunnel",
     "QuarantineRecord",
     "Reason",
+    "column_labels",
     "event_columns",
     "event_key",
     "partition_columns",
+    "rate_definitions",
+    "staged_event_schema",
 ]

@@ -113,3 +113,12 @@ def _is_partition(column: object) -> bool:
 
 def partition_columns(model: type[pa.DataFrameModel]) -> list[str]:
     return [name for name, column in model.to_schema().columns.items() if _is_partition(column)]
+
+
+def staged_event_schema() -> pa.DataFrameSchema:
+    """A staged copy (`_state/staged/<sha256>.parquet`): one landing file's valid events as judged,
+    duplicates included, in file order. Its file name is the source's hash, so it has no
+    `source_sha256`; `event_date` is a column here, and `_ordinal` numbers rows in file order."""
+    schema = Event.to_schema().remove_columns(["source_sha256"])
+    ordinal = pa.Column(pl.Int64, description="The row's position in its file (rows and rejections, from 0).")
+    return schema.add_columns({"_ordinal": ordinal})

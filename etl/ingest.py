@@ -1,46 +1,31 @@
-"""One landing file -> its valid events and its quarantine rows: the unit of work of ingestion."""
+"""One landing file -> its valid events and its quarantine rows: the unit of work of ingestion.
+
+`etl.reading` turns the file's bytes into batches of rows; here each batch is normalised and split
+by the contract into valid events and quarantine rows.
+"""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from contracts import Event, event_columns
 from etl import storage
-from etl.fastpath import Block, ndjson_block
-from etl.feeds import Limits, Unit, is_line_delimited, iter_line_units, iter_units
+from etl.judge import REJECTION_SCHEMA, split_valid
+from etl.landing import LandingFile
 from etl.normalise import normalise_events
 from etl.overlap import prefetched
-from etl.records import ROW_COLUMNS, Expanded, Rejection, Row, expand_unit
-from etl.storage import FeedReadError
-from etl.validate import REJECTION_SCHEMA, split_valid
+from etl.reading import ROW_COLUMNS, Limits, RecordBatch, Rejection, read_batches
+from etl.storage import Store
 
-BATCH_ROWS = 50_000
 # What judged rows carry as `source_sha256` while their file is still being hashed (the contract's
 # form of a hash; the real one replaces it once the whole file was read).
 UNKNOWN_SHA256 = "0" * 64
-# Blocks read at once are judged together up to this many rows: validation has a fixed cost per call.
-JUDGE_ROWS = 100_000
 _ROW_SCHEMA = {name: (pl.Float64 if name == "timestamp_number" else pl.String) for name in ROW_COLUMNS}
 _UNREADABLE = ("unreadable_file", "invalid_json", "invalid_utf8", "record_too_large", "too_deeply_nested")
-
-
-@dataclass(frozen=True)
-class LandingFile:
-    """A feed file in the landing zone; `name` is its path relative to the zone, `sha256` its identity
-    (empty when it is to be hashed while it is read)."""
-
-    path: Path
-    name: str
-    sha256: str
-    size: int
-    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,13 +50,14 @@ class FileOutcome:
 
 
 def ingest_file(
+    landing: Store,
     file: LandingFile,
     provenance: Provenance,
     limits: Limits | None = None,
     on_read: Callable[[int], None] | None = None,
     sink: Callable[[pl.DataFrame], None] | None = None,
 ) -> FileOutcome:
-    """Read, expand, normalise and judge every record of one file. Writes nothing itself.
+    """Read, expand, normalise and judge every record of one file of `landing`. Writes nothing itself.
 
     With a `sink`, each batch of valid events is handed to it as soon as it is judged and not kept,
     so memory does not grow with the size of the file; the batches handed to it carry no
@@ -91,7 +77,8 @@ def ingest_file(
     read = 0
     parsed_any = False
     try:
-        for batch in prefetched(_file_batches(file, limits or Limits(), on_read, content)):
+        chunks = storage.iter_bytes(landing, file.name, on_read=on_read, content=content)
+        for batch in prefetched(read_batches(file.name, chunks, limits or Limits())):
             read += batch.count
             parsed_any = parsed_any or batch.parsed
             valid, bad = _judge(batch, lineage)
@@ -103,11 +90,11 @@ def ingest_file(
             rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"
-        unreadable = _Batch(read, rejections=[Rejection("file", "", "unreadable_file", detail, read)], count=1)
+        unreadable = RecordBatch(read, rejections=[Rejection("file", "", "unreadable_file", detail, read)], count=1)
         rejected.append(_rejections_frame(unreadable))
         read += 1
     if content is not None:
-        file = replace(file, sha256=content.hexdigest() or storage.sha256_of(file.path))
+        file = replace(file, sha256=content.hexdigest() or storage.sha256_of(landing, file.name))
         lineage["source_sha256"] = file.sha256
     hash_column = pl.lit(file.sha256, dtype=pl.String).alias("source_sha256")
     outcome = FileOutcome(
@@ -126,141 +113,7 @@ def ingest_file(
     return outcome
 
 
-@dataclass
-class _Batch:
-    """Records of one batch; every row and rejection numbered in file order (its ordinal).
-
-    Rows come as tuples from the record-by-record path, or as a ready `frame` from the vectorised
-    path, which keeps the `block` of lines to find the original text of rejected rows.
-    """
-
-    first_ordinal: int
-    rows: list[Row] = field(default_factory=list)
-    ordinals: list[int] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    count: int = 0
-    parsed: bool = False
-    frame: pl.DataFrame | None = None
-    raw_of: Callable[[int], str] | None = None  # original text of the frame's row k
-
-    def add(self, expanded: Expanded) -> None:
-        # A record's rows come before its rejections in the numbering; both stay within the record.
-        start = self.first_ordinal + self.count
-        self.rows.extend(expanded.rows)
-        self.ordinals.extend(range(start, start + len(expanded.rows)))
-        for offset, rejection in enumerate(expanded.rejections, start=start + len(expanded.rows)):
-            rejection.ordinal = offset
-            self.rejections.append(rejection)
-        self.count += len(expanded.rows) + len(expanded.rejections)
-
-
-def _file_batches(
-    file: LandingFile, limits: Limits, on_read: Callable[[int], None] | None, content: storage.ContentHash | None
-) -> Iterator[_Batch]:
-    chunks = storage.iter_bytes(file.path, on_read=on_read, content=content)
-    if is_line_delimited(file.name):
-        return _joined(_line_batches(chunks, limits))
-    return _joined(_batches(iter_units(file.name, chunks, limits), 0))
-
-
-def _joined(batches: Iterator[_Batch]) -> Iterator[_Batch]:
-    """Consecutive batches read at once, joined into one of up to JUDGE_ROWS rows."""
-    run: list[_Batch] = []
-    for batch in batches:
-        if run and (batch.frame is None or sum(b.count for b in run) >= JUDGE_ROWS):
-            yield _join(run)
-            run = []
-        if batch.frame is None:
-            yield batch
-        else:
-            run.append(batch)
-    if run:
-        yield _join(run)
-
-
-def _join(run: list[_Batch]) -> _Batch:
-    if len(run) == 1:
-        return run[0]
-    starts = np.cumsum([0] + [b.count for b in run[:-1]])
-
-    def raw_of(row: int) -> str:
-        part = int(np.searchsorted(starts, row, side="right")) - 1
-        raw = run[part].raw_of
-        assert raw is not None
-        return raw(row - int(starts[part]))
-
-    frame = pl.concat([b.frame for b in run if b.frame is not None])
-    return _Batch(run[0].first_ordinal, count=frame.height, parsed=True, frame=frame, raw_of=raw_of)
-
-
-def _line_batches(chunks: Iterator[bytes], limits: Limits) -> Iterator[_Batch]:
-    """NDJSON in blocks of whole lines: each block read at once when it is clean, else record by record."""
-    line, ordinal, carry = 1, 0, b""
-    while True:
-        try:
-            chunk = next(chunks, None)
-        except FeedReadError as err:
-            yield from _batches(iter_line_units(_then_fail(carry, err), limits, line), ordinal)
-            return
-        if chunk is None:
-            break
-        data = carry + chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0 and len(data) > limits.max_record_bytes:  # one enormous line: stream the rest slowly
-            rest = itertools.chain([data], chunks)
-            yield from _batches(iter_line_units(rest, limits, line), ordinal)
-            return
-        block, carry = data[:cut], data[cut:]
-        lines = block.count(b"\n")  # the block ends with a line break
-        for batch in _block_batches(block, line, ordinal, limits, lines):
-            ordinal += batch.count
-            yield batch
-        line += lines
-    for batch in _block_batches(carry, line, ordinal, limits):
-        yield batch
-
-
-def _block_batches(
-    block: bytes, first_line: int, first_ordinal: int, limits: Limits, lines: int | None = None
-) -> Iterator[_Batch]:
-    if not block:
-        return
-    fast = ndjson_block(block, first_line, limits.max_record_bytes, lines) if limits.use_vectorised else None
-    if fast is not None:
-        yield _vectorised_batch(fast, first_ordinal)
-    else:
-        yield from _batches(iter_line_units(iter([block]), limits, first_line), first_ordinal)
-
-
-def _vectorised_batch(block: Block, first_ordinal: int) -> _Batch:
-    return _Batch(first_ordinal, count=block.rows.height, parsed=True, frame=block.rows, raw_of=block.raw)
-
-
-def _then_fail(data: bytes, error: FeedReadError) -> Iterator[bytes]:
-    yield data
-    raise error
-
-
-def _batches(units: Iterator[Unit | Block], first_ordinal: int) -> Iterator[_Batch]:
-    batch = _Batch(first_ordinal)
-    for unit in units:
-        if isinstance(unit, Block):  # records read at once: a batch of their own
-            if batch.count:
-                yield batch
-            batch = _Batch(batch.first_ordinal + batch.count)
-            yield _vectorised_batch(unit, batch.first_ordinal)
-            batch = _Batch(batch.first_ordinal + unit.rows.height)
-            continue
-        batch.add(expand_unit(unit))
-        batch.parsed = batch.parsed or unit.error is None
-        if batch.count >= BATCH_ROWS:
-            yield batch
-            batch = _Batch(batch.first_ordinal + batch.count)
-    if batch.count:
-        yield batch
-
-
-def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _judge(batch: RecordBatch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
     if batch.frame is not None:
         rows = batch.frame.with_columns(
             (pl.int_range(pl.len(), dtype=pl.Int64) + batch.first_ordinal).alias("_ordinal")
@@ -286,7 +139,7 @@ def _judge(batch: _Batch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.
     return valid, pl.concat([_rejections_frame(batch), bad])
 
 
-def _rejections_frame(batch: _Batch) -> pl.DataFrame:
+def _rejections_frame(batch: RecordBatch) -> pl.DataFrame:
     rejections = batch.rejections
     return pl.DataFrame(
         {

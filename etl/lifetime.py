@@ -10,44 +10,44 @@ not every event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
 from etl import storage
 from etl.funnel import funnel_of_user_shares, lifetime_funnel, lifetime_funnel_in_shares, user_share
+from etl.settings import Tuning
 from etl.shares import rows_of, share_count
+from etl.storage import Store
 from etl.warehouse import Layout
 
 log = logging.getLogger("etl")
 
 FUNNEL_INPUT = {"campaign_id": pl.String, "event": pl.String, "user_id": pl.String}
-# Rows one pass of the split reads at a time: a sink that reads many partitions at once buffers
-# more (10M events in 8 partitions: about 120 MB above the process with one partition per sink,
-# 230 MB with all eight).
-SPLIT_ROWS = 1_500_000
-# Up to this many shares, a filtered pass over the columns per share costs less than one split
-# (writing the columns and reading them back): 2M events in 7 shares, 0.43 s in passes vs 0.53 s
-# split; 3M in 10 shares, 1.3 s vs 0.9 s.
-MAX_PASSES = 8
 
 
 @dataclass(frozen=True)
 class DateFiles:
-    """One date's files as they will be after the run (published, or staged in the journal)."""
+    """One date's objects as they will be after the run (published, or staged in the journal)."""
 
-    events: Path
-    funnel: Path
+    events: str
+    funnel: str
 
 
-def lifetime_after_run(
-    layout: Layout, rebuilt: dict[date, DateFiles | None], scratch: Callable[[], Path]
-) -> pl.DataFrame:
+@dataclass(frozen=True)
+class LifetimeCount:
+    """Where a lifetime count reads and writes: the warehouse, a prefix for scratch files, the sizes."""
+
+    store: Store
+    scratch_prefix: str
+    tuning: Tuning
+
+
+def lifetime_after_run(layout: Layout, rebuilt: dict[date, DateFiles | None], count: LifetimeCount) -> pl.DataFrame:
     """The lifetime funnel over every event as it will be after the run that rebuilt `rebuilt`
-    (None: the date is now empty). `scratch` gives a fresh folder for temporary files.
+    (None: the date is now empty).
 
     Everything is counted when there is no published lifetime table to start from (or it cannot be
     read, or has other columns), or when a date's daily funnel is missing or cannot be read.
@@ -60,13 +60,13 @@ def lifetime_after_run(
     after |= {day: files for day, files in rebuilt.items() if files is not None}
     everything = [files.events for files in after.values()]
     previous = _published(layout)
-    if previous is None or not all(files.funnel.is_file() for files in after.values()):
-        return count_lifetime(everything, None, scratch)
+    if previous is None or not all(layout.store.head(files.funnel) for files in after.values()):
+        return count_lifetime(everything, None, count)
     try:
-        return _recount_touched(layout, rebuilt, after, previous, scratch)
+        return _recount_touched(layout, rebuilt, after, previous, count)
     except (pl.exceptions.PolarsError, OSError) as error:  # a damaged funnel file: slower, same result
         log.warning("could not use the published funnels (%s); counting the lifetime funnel from every event", error)
-        return count_lifetime(everything, None, scratch)
+        return count_lifetime(everything, None, count)
 
 
 def _recount_touched(
@@ -74,24 +74,24 @@ def _recount_touched(
     rebuilt: dict[date, DateFiles | None],
     after: dict[date, DateFiles],
     previous: pl.DataFrame,
-    scratch: Callable[[], Path],
+    count: LifetimeCount,
 ) -> pl.DataFrame:
     """The published lifetime rows of untouched campaigns, and the touched ones counted again."""
     funnels_before = [layout.daily_funnel_partition(day) for day in rebuilt]
     funnels_now = [files.funnel for files in rebuilt.values() if files is not None]
-    funnels = [path for path in funnels_before if path.is_file()] + funnels_now
+    funnels = [key for key in funnels_before if layout.store.head(key)] + funnels_now
     if not funnels:
         return previous
-    touched = storage.scan_parquet(funnels).select(pl.col("campaign_id").unique()).collect().to_series()
+    touched = storage.scan_parquet(layout.store, funnels).select(pl.col("campaign_id").unique()).collect().to_series()
     of_touched = pl.col("campaign_id").is_in(touched.implode(), nulls_equal=True)
-    dates = _dates_listing(of_touched, {day: files.funnel for day, files in after.items()})
-    recounted = count_lifetime([after[day].events for day in dates], of_touched, scratch)
+    dates = _dates_listing(layout.store, of_touched, {day: files.funnel for day, files in after.items()})
+    recounted = count_lifetime([after[day].events for day in dates], of_touched, count)
     kept = previous.filter(~of_touched)
     return pl.concat([kept, recounted]).sort("campaign_id", nulls_last=True)
 
 
-def count_lifetime(events: list[Path], keep: pl.Expr | None, scratch: Callable[[], Path]) -> pl.DataFrame:
-    """The lifetime funnel of the events (those matching `keep`) in the given partition files.
+def count_lifetime(events: list[str], keep: pl.Expr | None, count: LifetimeCount) -> pl.DataFrame:
+    """The lifetime funnel of the events (those matching `keep`) in the given partition objects.
 
     Distinct users need every event of a user in one place: when the events are too many to hold
     their user sets at once, one pass splits them into user shares (scratch files), then each share
@@ -100,34 +100,34 @@ def count_lifetime(events: list[Path], keep: pl.Expr | None, scratch: Callable[[
     if not events:
         return lifetime_funnel(pl.LazyFrame(schema=FUNNEL_INPUT)).collect()
 
-    def columns(files: list[Path]) -> pl.LazyFrame:
-        frame = storage.scan_parquet(files).select(*FUNNEL_INPUT)
+    store, tuning = count.store, count.tuning
+
+    def columns(keys: list[str]) -> pl.LazyFrame:
+        frame = storage.scan_parquet(store, keys).select(*FUNNEL_INPUT)
         return frame if keep is None else frame.filter(keep)
 
     # Without a filter the rows are known from the files' metadata; with one, counting reads one column.
-    shares = share_count(rows_of(storage.scan_parquet(events) if keep is None else columns(events)))
-    if shares <= MAX_PASSES:
+    rows = rows_of(storage.scan_parquet(store, events) if keep is None else columns(events))
+    shares = share_count(rows, tuning.share_rows)
+    if shares <= tuning.max_passes:
         return lifetime_funnel_in_shares(columns(events), shares)
-    folder = scratch()
-    try:
-        pieces = (columns(files) for files in _runs_of_rows(events, SPLIT_ROWS))
+    with store.scratch(count.scratch_prefix) as folder:
+        pieces = (columns(keys) for keys in _runs_of_rows(store, events, tuning.split_rows))
         groups = storage.sink_parquet_split(pieces, user_share(shares), folder)
-        parts = [storage.scan_parquet(files) for files in groups] or [pl.LazyFrame(schema=FUNNEL_INPUT)]
+        parts = [storage.scan_local(files) for files in groups] or [pl.LazyFrame(schema=FUNNEL_INPUT)]
         return funnel_of_user_shares(parts, ["campaign_id"])
-    finally:
-        storage.remove_tree(folder)
 
 
-def _runs_of_rows(files: list[Path], rows: int) -> Iterator[list[Path]]:
-    """Consecutive files in runs of about `rows` rows (a file larger than that is a run of its own)."""
-    run: list[Path] = []
+def _runs_of_rows(store: Store, keys: list[str], rows: int) -> Iterator[list[str]]:
+    """Consecutive objects in runs of about `rows` rows (one larger than that is a run of its own)."""
+    run: list[str] = []
     held = 0
-    for path in files:
-        count = rows_of(storage.scan_parquet([path]))
+    for key in keys:
+        count = storage.rows_in(store, key)
         if run and held + count > rows:
             yield run
             run, held = [], 0
-        run.append(path)
+        run.append(key)
         held += count
     if run:
         yield run
@@ -135,10 +135,10 @@ def _runs_of_rows(files: list[Path], rows: int) -> Iterator[list[Path]]:
 
 def _published(layout: Layout) -> pl.DataFrame | None:
     """The published lifetime funnel, when there is one, readable and with today's columns and types."""
-    if not layout.lifetime_funnel.is_file():
+    if layout.store.head(layout.lifetime_funnel) is None:
         return None
     try:
-        table = storage.read_parquet(layout.lifetime_funnel)
+        table = storage.read_parquet(layout.store, layout.lifetime_funnel)
     except (pl.exceptions.PolarsError, OSError) as error:
         log.warning("could not read the published lifetime funnel (%s); counting it from every event", error)
         return None
@@ -146,10 +146,10 @@ def _published(layout: Layout) -> pl.DataFrame | None:
     return table if table.schema == expected else None
 
 
-def _dates_listing(campaigns: pl.Expr, funnels: dict[date, Path]) -> list[date]:
+def _dates_listing(store: Store, campaigns: pl.Expr, funnels: dict[date, str]) -> list[date]:
     """The dates whose daily funnel has a row for one of `campaigns`."""
     if not funnels:
         return []
-    listed = storage.scan_parquet(list(funnels.values()), path_column="_path").filter(campaigns)
-    paths = set(listed.select(pl.col("_path").unique()).collect().to_series().to_list())
-    return sorted(day for day, path in funnels.items() if storage.path_key(path) in paths)
+    listed = storage.scan_parquet(store, list(funnels.values()), key_column="_key").filter(campaigns)
+    keys = set(listed.select(pl.col("_key").unique()).collect().to_series().to_list())
+    return sorted(day for day, key in funnels.items() if key in keys)

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from contracts import REASONS
-from etl import metrics as tables
-from etl import storage
+from contracts import REASONS, rate_definitions
+from etl import storage, tables
+from etl.storage import Store
 
 STAGES = ("sent", "delivered", "viewed", "clicked")
 EXITS = ("soft_bounced", "hard_bounced", "unsubscribed", "marked_as_spam")
 TREND = {"sent": "#2b6cb0", "viewed": "#2f855a", "clicked": "#b7791f"}
-RATE_DEFINITIONS = {
-    "delivery_rate": "delivered / sent (not shown when delivery is estimated)",
-    "open_rate": "distinct viewers / delivered base",
-    "click_rate": "distinct clickers / delivered base",
-    "click_to_open_rate": "distinct clickers / distinct viewers",
-    "bounce_rate": "(soft + hard bounces) / sent",
-    "hard_bounce_rate": "hard bounces / sent",
-    "unsubscribe_rate": "distinct unsubscribers / delivered base",
-    "spam_rate": "distinct spam reporters / delivered base",
-}
 
 
-def render_report(warehouse: Path, generated: datetime | None = None) -> str:
+def render_report(warehouse: Store, generated: datetime | None = None) -> str:
     """The whole report as one HTML page."""
     lifetime = tables.lifetime(warehouse).sort("sent", "campaign_id", descending=[True, False], nulls_last=True)
     daily = tables.daily(warehouse)
@@ -48,9 +37,10 @@ def render_report(warehouse: Path, generated: datetime | None = None) -> str:
     return _PAGE.format(body="\n".join(parts))
 
 
-def write_report(warehouse: Path, out: Path) -> Path:
-    storage.write_text(render_report(warehouse), out)
-    return out
+def write_report(warehouse: Store, out: Store, key: str) -> str:
+    """Write the report as the object `key` of `out`; where it went, as a user would write it."""
+    storage.write_text(out, render_report(warehouse), key)
+    return out.describe(key)
 
 
 def _overview(lifetime: pl.DataFrame) -> str:
@@ -86,7 +76,7 @@ def _overall_trend(daily: pl.DataFrame) -> str:
 def _campaign(row: dict[str, Any], daily: pl.DataFrame) -> str:
     rates = "".join(
         f"<tr><td>{name.replace('_', ' ')}</td><td class=num>{_pct(row[name])}</td><td class=def>{definition}</td></tr>"
-        for name, definition in RATE_DEFINITIONS.items()
+        for name, definition in rate_definitions().items()  # as the contract describes them
     )
     note = (
         "<p class=note>This campaign has no Delivered events (its provider does not report them): the "

@@ -62,7 +62,7 @@ def golden_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
     landing = root / "landing"
     shutil.copytree(GOLDEN_LANDING, landing)
     result = run_at(landing, root / "warehouse")
-    return root / "warehouse", result.manifest
+    return root / "warehouse", result.document
 
 
 def test_lifetime_funnel_matches_hand_count(golden_warehouse: tuple[Path, dict[str, object]]) -> None:

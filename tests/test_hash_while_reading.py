@@ -14,7 +14,8 @@ import pytest
 
 from etl import storage
 from etl.landing import discover
-from tests.helpers import INGESTED_AT, day_file_records, events, record, run_at, table, write
+from etl.storage import open_store
+from tests.helpers import INGESTED_AT, assert_same_tables, day_file_records, events, record, run_at, table, write
 
 
 def spy_on_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
@@ -22,13 +23,13 @@ def spy_on_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     seen: dict[str, list[str]] = {"hashed": [], "parsed": []}
     real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
 
-    def hashing(path: Path) -> str:
-        seen["hashed"].append(path.name)
-        return real_hash(path)
+    def hashing(store: Any, key: str) -> str:
+        seen["hashed"].append(key.rsplit("/", 1)[-1])
+        return real_hash(store, key)
 
-    def reading(path: Path, *args: Any, **kwargs: Any) -> Any:
-        seen["parsed"].append(path.name)
-        return real_bytes(path, *args, **kwargs)
+    def reading(store: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        seen["parsed"].append(key.rsplit("/", 1)[-1])
+        return real_bytes(store, key, *args, **kwargs)
 
     monkeypatch.setattr(storage, "sha256_of", hashing)
     monkeypatch.setattr(storage, "iter_bytes", reading)
@@ -67,7 +68,7 @@ def test_a_file_that_could_hold_known_content_is_hashed_first(tmp_path: Path, mo
     result = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
     assert sorted(seen["hashed"]) == ["a.json", "b.json", "c.json"]
     assert sorted(seen["parsed"]) == ["b.json", "c.json"]
-    assert result.manifest["totals"]["files_new"] == 2 and result.manifest["totals"]["files_skipped"] == 2
+    assert result.document["totals"]["files_new"] == 2 and result.document["totals"]["files_skipped"] == 2
 
 
 def test_discover_leaves_unhashed_only_files_of_a_size_nothing_else_has(tmp_path: Path) -> None:
@@ -75,11 +76,11 @@ def test_discover_leaves_unhashed_only_files_of_a_size_nothing_else_has(tmp_path
     write(tmp_path, "two.json", "[22]")
     write(tmp_path, "twin.json", "[33]")
     write(tmp_path, "known.json", "[444]")
-    found = {file.name: file.sha256 for file in discover(tmp_path, registered_sizes={5}).files}
+    found = {file.name: file.sha256 for file in discover(open_store(tmp_path), registered_sizes={5}).files}
     assert found["one.json"] == ""
     assert found["two.json"] == hashlib.sha256(b"[22]").hexdigest() and found["twin.json"]
     assert found["known.json"] == hashlib.sha256(b"[444]").hexdigest()
-    assert all(discover(tmp_path).files[i].sha256 for i in range(4))  # a reprocess hashes every file
+    assert all(discover(open_store(tmp_path)).files[i].sha256 for i in range(4))  # a reprocess hashes every file
 
 
 def test_a_file_whose_reading_stopped_early_is_hashed_whole(tmp_path: Path) -> None:
@@ -98,21 +99,20 @@ def test_a_new_file_that_cannot_be_read_is_skipped_and_said(tmp_path: Path, monk
     write(landing, "ok.json", [record("u1")])
     real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
 
-    def denied(path: Path, *args: Any, **kwargs: Any) -> Any:
-        if path.name == "locked.json":
-            raise PermissionError(13, "Permission denied", str(path))
-        return (real_hash if not args and not kwargs else real_bytes)(path, *args, **kwargs)
+    def denied(store: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        if key == "locked.json":
+            raise PermissionError(13, "Permission denied", key)
+        return (real_hash if not args and not kwargs else real_bytes)(store, key, *args, **kwargs)
 
     monkeypatch.setattr(storage, "sha256_of", denied)
     monkeypatch.setattr(storage, "iter_bytes", denied)
     result = run_at(landing, wh)
     assert result.exit_code == 0 and events(wh)["user_id"].to_list() == ["u1"]
-    assert "locked.json: skipped, cannot be read (Permission denied)" in " ".join(result.manifest["notes"])
+    assert "locked.json: skipped, cannot be read (Permission denied)" in " ".join(result.document["notes"])
     assert list(registered(wh)) == ["ok.json"]
 
 
 def test_staged_copies_that_still_hold_the_hash_column_rebuild_the_same(tmp_path: Path) -> None:
-    from tests.test_pipeline import assert_same_tables
 
     old, fresh = tmp_path / "old", tmp_path / "fresh"
     for root in (old, fresh):

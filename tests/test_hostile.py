@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import REASON_CODES
@@ -30,7 +30,7 @@ def run_files(tmp_path: Path, files: dict[str, Any], **options: Any) -> tuple[Ru
     for name, content in files.items():
         write(landing, name, content)
     result = run_at(landing, tmp_path / "wh", **options)
-    assert_accounted(result.manifest)
+    assert_accounted(result.document)
     quarantine = table(tmp_path / "wh", "quarantine")
     if quarantine.height:
         assert set(quarantine["reason"].to_list()) <= REASON_CODES
@@ -52,7 +52,7 @@ def test_one_bad_element_in_a_large_pretty_array(tmp_path: Path) -> None:
     target = next(i for i, line in enumerate(lines) if '"id": "u1500"' in line)
     lines[target] = lines[target].rstrip(",")  # a comma missing inside element 1500
     result, _loaded, quarantine = run_files(tmp_path, {"big.json": "\n".join(lines)})
-    assert result.manifest["totals"]["loaded"] == 2999 and result.exit_code == 0
+    assert result.document["totals"]["loaded"] == 2999 and result.exit_code == 0
     [row] = quarantine.rows(named=True)
     assert row["position"] == "element 1500" and row["reason"] == "invalid_json"
     assert f"line {target + 2}" in row["detail"] and "column" in row["detail"]
@@ -99,7 +99,7 @@ def test_truncated_gzip(tmp_path: Path) -> None:
     result, loaded, quarantine = run_files(tmp_path, {"f.json.gz": data[: len(data) // 2]})
     assert loaded.height > 1000 and quarantine.height == 1
     assert "compressed stream is truncated" in quarantine["detail"][0]
-    assert result.manifest["totals"]["read"] == loaded.height + 1
+    assert result.document["totals"]["read"] == loaded.height + 1
 
 
 def test_not_gzip_at_all(tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_not_gzip_at_all(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content", [b"", b"   \n", b"[]", b"[ ]\n", b"\n\n\n"])
 def test_empty_files_hold_no_records(tmp_path: Path, content: bytes) -> None:
     result, loaded, quarantine = run_files(tmp_path, {"f.json": content, "g.ndjson": content})
-    assert result.exit_code == 0 and result.manifest["totals"]["read"] == 0
+    assert result.exit_code == 0 and result.document["totals"]["read"] == 0
     assert loaded.is_empty() and quarantine.is_empty()
 
 
@@ -301,7 +301,7 @@ def test_symlink_out_of_the_landing_zone_is_not_followed(tmp_path: Path) -> None
     os.symlink(landing / "ok.json", inside)
     result = run_at(landing, tmp_path / "wh")
     assert events(tmp_path / "wh")["user_id"].to_list() == ["u1"]
-    assert any("link.json" in note and "outside" in note for note in result.manifest["notes"])
+    assert any("link.json" in note and "outside" in note for note in result.document["notes"])
 
 
 def test_unreadable_file_is_reported_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -312,19 +312,19 @@ def test_unreadable_file_is_reported_and_the_run_goes_on(tmp_path: Path, monkeyp
     write(landing, "ok.json", [record("u1")])
     real = storage.sha256_of
 
-    def denied(path: Path) -> str:
-        if path.name == "locked.json":
-            raise PermissionError(13, "Permission denied", str(path))
-        return real(path)
+    def denied(store: object, key: str) -> str:
+        if key == "locked.json":
+            raise PermissionError(13, "Permission denied", key)
+        return real(store, key)  # type: ignore[arg-type]
 
     monkeypatch.setattr(storage, "sha256_of", denied)
     result = run_at(landing, tmp_path / "wh")
     assert result.exit_code == 0 and events(tmp_path / "wh")["user_id"].to_list() == ["u1"]
     assert any(
-        note.startswith("locked.json: skipped, cannot be read (Permission denied)") for note in result.manifest["notes"]
+        note.startswith("locked.json: skipped, cannot be read (Permission denied)") for note in result.document["notes"]
     )
     monkeypatch.setattr(storage, "sha256_of", real)
-    assert run_at(landing, tmp_path / "wh").manifest["totals"]["files_new"] == 1  # picked up once readable
+    assert run_at(landing, tmp_path / "wh").document["totals"]["files_new"] == 1  # picked up once readable
 
 
 def test_min_file_age_skips_files_still_being_written(tmp_path: Path) -> None:
@@ -334,10 +334,10 @@ def test_min_file_age_skips_files_still_being_written(tmp_path: Path) -> None:
     os.utime(landing / "old.json", (old, old))
     write(landing, "fresh.json", [record("u1")])
     result = run_at(landing, tmp_path / "wh", min_file_age=60)
-    assert result.manifest["totals"]["files_new"] == 1
-    assert any("fresh.json: skipped for now" in note for note in result.manifest["notes"])
+    assert result.document["totals"]["files_new"] == 1
+    assert any("fresh.json: skipped for now" in note for note in result.document["notes"])
     os.utime(landing / "fresh.json", (old, old))
-    assert run_at(landing, tmp_path / "wh", min_file_age=60).manifest["totals"]["files_new"] == 1
+    assert run_at(landing, tmp_path / "wh", min_file_age=60).document["totals"]["files_new"] == 1
 
 
 # --- properties -------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ valid_records = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60)
 @given(st.lists(valid_records, min_size=1, max_size=8))
 def test_valid_records_always_load_unchanged(tmp_path: Path, records: list[dict[str, Any]]) -> None:
     outcome = ingest_text("f.json", records, tmp_path)
@@ -378,7 +378,7 @@ def test_valid_records_always_load_unchanged(tmp_path: Path, records: list[dict[
 mutation = st.sampled_from(["drop", "retype", "corrupt", "truncate", "none"])
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80)
 @given(
     st.lists(
         st.tuples(valid_records, mutation, st.integers(0, 1000), st.binary(min_size=1, max_size=3)),
@@ -409,4 +409,4 @@ def test_mutated_records_load_or_quarantine_never_crash(tmp_path: Path, cases: l
     shutil.rmtree(tmp_path / "wh", ignore_errors=True)
     result = run_at(landing, tmp_path / "wh")
     assert result.exit_code in (0, 3)
-    assert_accounted(result.manifest)
+    assert_accounted(result.document)

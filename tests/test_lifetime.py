@@ -13,7 +13,7 @@ import pytest
 from etl import lifetime
 from etl.funnel import lifetime_funnel
 from etl.pipeline import reprocess
-from etl.settings import Settings
+from etl.settings import Settings, Tuning
 from tests.helpers import INGESTED_AT, day_file_records, events, fixed_clock, record, run_at, table, write
 
 
@@ -28,10 +28,11 @@ def spy_on_counted_dates(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     calls: list[list[str]] = []
     count = lifetime.count_lifetime
 
-    def spy(files: list[Path], *args: Any) -> pl.DataFrame:
-        calls.append(sorted(path.parent.name.removeprefix("event_date=") for path in files if "=" in path.parent.name))
-        calls[-1] += ["<staged>"] * sum("=" not in path.parent.name for path in files)
-        return count(files, *args)
+    def spy(keys: list[str], *args: Any) -> pl.DataFrame:
+        published = [key.split("/")[1] for key in keys if not key.startswith("_state/journal/")]
+        calls.append(sorted(folder.removeprefix("event_date=") for folder in published))
+        calls[-1] += ["<staged>"] * (len(keys) - len(published))  # dates this run rebuilt
+        return count(keys, *args)
 
     monkeypatch.setattr("etl.lifetime.count_lifetime", spy)
     return calls
@@ -41,7 +42,7 @@ def spy_on_counted_dates(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 def test_lifetime_after_every_kind_of_run_equals_a_count_over_every_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share_rows: int
 ) -> None:
-    monkeypatch.setattr("etl.shares.SHARE_ROWS", share_rows)
+    tuning = Tuning(share_rows=share_rows)
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     at = INGESTED_AT
     padded = [{**r, "note": "x" * 300} for r in day_file_records(3, range(0, 2), "C2")]  # C2's only users of day 3
@@ -54,11 +55,12 @@ def test_lifetime_after_every_kind_of_run_equals_a_count_over_every_event(
     for name, records in steps:
         at += timedelta(hours=1)
         write(landing, name, records)
-        assert run_at(landing, wh, at=at).exit_code == 0
+        assert run_at(landing, wh, at=at, tuning=tuning).exit_code == 0
         assert_lifetime_counts_every_event(wh)
     unique_sent = table(wh, "campaign_funnel").filter(pl.col("campaign_id") == "C2")["unique_sent"].item()
     # Reprocessed with a lower record limit, day 3 loses C2's padded events: C2 must lose those users.
-    reprocess(Settings(landing, wh, max_record_bytes=250), date(2024, 5, 3), date(2024, 5, 3), clock=fixed_clock(at))
+    settings = Settings(landing, wh, max_record_bytes=250, tuning=tuning)
+    reprocess(settings, date(2024, 5, 3), date(2024, 5, 3), clock=fixed_clock(at))
     assert_lifetime_counts_every_event(wh)
     assert table(wh, "campaign_funnel").filter(pl.col("campaign_id") == "C2")["unique_sent"].item() == unique_sent - 2
     assert table(wh, "campaign_funnel")["campaign_id"].to_list() == ["C1", "C2", "C3", None]

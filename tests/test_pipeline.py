@@ -10,40 +10,27 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.pipeline import UPGRADE_NOTE, EtlError, reprocess
-from etl.settings import Settings
+from etl.errors import EtlError
+from etl.pipeline import reprocess
+from etl.settings import Settings, Tuning
+from etl.upgrade import UPGRADE_NOTE
 from etl.warehouse import REGISTRY_VERSION
 from tests.helpers import (
     INGESTED_AT,
     assert_accounted,
+    assert_same_tables,
     day_file_records,
     events,
     fixed_clock,
     ndjson,
     record,
     run_at,
+    snapshot,
     table,
     write,
 )
 
 LINEAGE = ["source_file", "source_position", "source_sha256", "ingested_at", "run_id"]
-
-
-def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
-    """Every table's rows in a canonical order, run metadata aside."""
-    frames = {}
-    for name in ("events", "campaign_daily_funnel", "campaign_funnel", "quarantine"):
-        frame = table(warehouse, name)
-        if name in ("events", "quarantine"):
-            frame = frame.drop("run_id", "ingested_at", "ingest_date", strict=False)
-        frames[name] = frame.sort(frame.columns, nulls_last=True) if frame.height else frame
-    return frames
-
-
-def assert_same_tables(a: Path, b: Path) -> None:
-    left, right = snapshot(a), snapshot(b)
-    for name in left:
-        assert left[name].equals(right[name]), name
 
 
 def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) -> None:
@@ -52,8 +39,8 @@ def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) ->
     write(landing, "sub/dir/b.ndjson.gz", ndjson(day_file_records(2, range(2))) + "{bad json\n")
     result = run_at(landing, tmp_path / "wh")
     assert result.exit_code == 0
-    assert_accounted(result.manifest)
-    assert result.manifest["totals"] == {
+    assert_accounted(result.document)
+    assert result.document["totals"] == {
         "read": 12, "loaded": 10, "quarantined": 2, "duplicates": 0,
         "files_new": 2, "files_reprocessed": 0, "files_skipped": 0, "files_rejected": 0,
     }  # fmt: skip
@@ -63,7 +50,7 @@ def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) ->
     ]
     assert (tmp_path / "wh" / "quarantine" / "ingest_date=2024-06-01" / "part-0.parquet").is_file()
     assert (tmp_path / "wh" / "campaign_funnel" / "part-0.parquet").is_file()
-    manifest = json.loads(result.manifest_path.read_text())  # type: ignore[union-attr]
+    manifest = json.loads(Path(result.manifest_location).read_text())  # type: ignore[arg-type]
     assert manifest["outcome"] == "done" and manifest["dates_written"] == ["2024-05-01", "2024-05-02"]
     assert {"read", "loaded", "quarantined", "duplicates"} <= set(manifest["files"][0])
     assert events(tmp_path / "wh")["event_ts"].dtype == pl.Datetime("us", "UTC")
@@ -94,11 +81,11 @@ def test_duplicates_within_across_files_and_across_runs(tmp_path: Path) -> None:
     rec = record("u1", campaignId="C")
     write(landing, "a.json", [rec, rec])
     first = run_at(landing, wh)
-    assert first.manifest["totals"]["duplicates"] == 1
+    assert first.document["totals"]["duplicates"] == 1
     write(landing, "b.json", [rec, record("u2")])
     second = run_at(landing, wh)
-    assert_accounted(second.manifest)
-    assert [second.manifest["files"][0][k] for k in ("read", "loaded", "duplicates")] == [2, 1, 1]
+    assert_accounted(second.document)
+    assert [second.document["files"][0][k] for k in ("read", "loaded", "duplicates")] == [2, 1, 1]
     assert events(wh).height == 2
 
 
@@ -108,7 +95,7 @@ def test_rerun_with_nothing_new_changes_nothing(tmp_path: Path) -> None:
     run_at(landing, wh)
     before = {p: p.stat().st_mtime_ns for p in wh.rglob("*") if p.is_file()}
     again = run_at(landing, wh)
-    assert again.nothing_to_do and again.exit_code == 0 and again.manifest_path is None
+    assert again.nothing_to_do and again.exit_code == 0 and again.manifest_location is None
     assert {p: p.stat().st_mtime_ns for p in wh.rglob("*") if p.is_file()} == before
 
 
@@ -122,20 +109,20 @@ def test_nightly_run_reads_only_the_new_files(tmp_path: Path, monkeypatch: pytes
     opened: list[str] = []
     real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
 
-    def hashing(path: Path) -> str:
-        opened.append(path.name)
-        return real_hash(path)
+    def hashing(store: object, key: str) -> str:
+        opened.append(key.rsplit("/", 1)[-1])
+        return real_hash(store, key)  # type: ignore[arg-type]
 
-    def reading(path: Path, *args: object, **kwargs: object) -> object:
-        opened.append(path.name)
-        return real_bytes(path, *args, **kwargs)  # type: ignore[arg-type]
+    def reading(store: object, key: str, *args: object, **kwargs: object) -> object:
+        opened.append(key.rsplit("/", 1)[-1])
+        return real_bytes(store, key, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(storage, "sha256_of", hashing)
     monkeypatch.setattr(storage, "iter_bytes", reading)
     write(landing, "new.json", day_file_records(2, range(3, 4)))
     result = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
     assert set(opened) == {"new.json"}
-    assert result.manifest["totals"]["files_skipped"] == 2 and result.manifest["totals"]["loaded"] == 2
+    assert result.document["totals"]["files_skipped"] == 2 and result.document["totals"]["loaded"] == 2
 
 
 def test_same_content_under_two_names_is_read_once(tmp_path: Path) -> None:
@@ -143,8 +130,8 @@ def test_same_content_under_two_names_is_read_once(tmp_path: Path) -> None:
     write(landing, "a.json", day_file_records(1, range(2)))
     write(landing, "copy/a.json", day_file_records(1, range(2)))
     result = run_at(landing, wh)
-    assert result.manifest["totals"]["files_new"] == 1 and result.manifest["totals"]["files_skipped"] == 1
-    assert any("same content" in note for note in result.manifest["notes"])
+    assert result.document["totals"]["files_new"] == 1 and result.document["totals"]["files_skipped"] == 1
+    assert any("same content" in note for note in result.document["notes"])
 
 
 def test_changed_content_under_the_same_name_is_ingested_and_said(tmp_path: Path) -> None:
@@ -153,8 +140,8 @@ def test_changed_content_under_the_same_name_is_ingested_and_said(tmp_path: Path
     run_at(landing, wh)
     write(landing, "a.json", day_file_records(1, range(4)))
     result = run_at(landing, wh)
-    assert any("content changed" in note for note in result.manifest["notes"])
-    assert [result.manifest["files"][0][k] for k in ("read", "loaded", "duplicates")] == [8, 4, 4]
+    assert any("content changed" in note for note in result.document["notes"])
+    assert [result.document["files"][0][k] for k in ("read", "loaded", "duplicates")] == [8, 4, 4]
     assert events(wh).height == 8
 
 
@@ -165,7 +152,7 @@ def test_missing_landing_file_is_reported_and_its_events_kept(tmp_path: Path) ->
     (landing / "a.json").unlink()
     write(landing, "b.json", day_file_records(1, range(2, 3)))
     result = run_at(landing, wh)
-    assert any("no longer in the landing zone" in note for note in result.manifest["notes"])
+    assert any("no longer in the landing zone" in note for note in result.document["notes"])
     assert events(wh).height == 6
 
 
@@ -177,8 +164,8 @@ def test_late_data_for_an_old_date(tmp_path: Path) -> None:
     # A late file: events for an earlier day B, and duplicates of day A.
     write(landing, "late.json", day_file_records(2, range(2)) + day_file_records(10, range(3)))
     result = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
-    assert result.manifest["dates_written"] == ["2024-05-02", "2024-05-10"]
-    assert [result.manifest["files"][0][k] for k in ("read", "loaded", "duplicates")] == [10, 4, 6]
+    assert result.document["dates_written"] == ["2024-05-02", "2024-05-10"]
+    assert [result.document["files"][0][k] for k in ("read", "loaded", "duplicates")] == [10, 4, 6]
     all_events = events(wh)
     assert all_events.filter(pl.col("event_date") == date(2024, 5, 2)).height == 4
     day_a_after = all_events.filter(pl.col("event_date") == date(2024, 5, 10))
@@ -209,7 +196,7 @@ def test_one_run_equals_nightly_runs_in_any_order_equals_reprocess(tmp_path: Pat
         for night, name in enumerate(order):
             write(root / "landing", name, files[name])
             result = run_at(root / "landing", root / "wh", at=at + timedelta(hours=night))
-            assert_accounted(result.manifest)
+            assert_accounted(result.document)
         assert_same_tables(once / "wh", root / "wh")
         reprocess(
             Settings(root / "landing", root / "wh"),
@@ -228,19 +215,18 @@ def test_work_split_in_shares_gives_the_same_tables_and_counts(tmp_path: Path, m
     }
     results = {}
     for label, share_rows in (("whole", 1_000_000), ("shares", 2)):
-        monkeypatch.setattr("etl.shares.SHARE_ROWS", share_rows)
+        tuning = Tuning(share_rows=share_rows)
         root = tmp_path / label
         write(root / "landing", "a.json", files["a.json"])
-        first = run_at(root / "landing", root / "wh")
+        first = run_at(root / "landing", root / "wh", tuning=tuning)
         write(root / "landing", "b.ndjson", files["b.ndjson"])
-        second = run_at(root / "landing", root / "wh", at=INGESTED_AT + timedelta(hours=1))
-        again = reprocess(
-            Settings(root / "landing", root / "wh"), date(2024, 5, 1), date(2024, 5, 2), clock=fixed_clock(INGESTED_AT)
-        )
+        second = run_at(root / "landing", root / "wh", at=INGESTED_AT + timedelta(hours=1), tuning=tuning)
+        settings = Settings(root / "landing", root / "wh", tuning=tuning)
+        again = reprocess(settings, date(2024, 5, 1), date(2024, 5, 2), clock=fixed_clock(INGESTED_AT))
         results[label] = [
-            [(f["read"], f["loaded"], f["duplicates"]) for f in r.manifest["files"]] for r in (first, second, again)
+            [(f["read"], f["loaded"], f["duplicates"]) for f in r.document["files"]] for r in (first, second, again)
         ]
-        assert_accounted(second.manifest)
+        assert_accounted(second.document)
     assert results["whole"] == results["shares"]
     assert results["whole"][1] == [(14, 7, 7)]  # rec again, 12 events of which 6 seen before, u7 new
     assert_same_tables(tmp_path / "whole" / "wh", tmp_path / "shares" / "wh")
@@ -254,7 +240,7 @@ def test_defaulted_timestamps_are_reproduced_by_reprocess(tmp_path: Path) -> Non
     assert before["timestamp_defaulted"].to_list() == [True] and before["event_ts"][0] == INGESTED_AT
     later = INGESTED_AT + timedelta(days=30)
     result = reprocess(Settings(landing, wh), date(2024, 6, 1), date(2024, 6, 1), clock=fixed_clock(later))
-    assert result.manifest["dates_written"] == ["2024-06-01"]
+    assert result.document["dates_written"] == ["2024-06-01"]
     assert events(wh).equals(before)
 
 
@@ -273,7 +259,7 @@ def test_reprocess_applies_todays_contract_to_the_range(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(normalise, "_clean_text", changed)
     result = reprocess(Settings(landing, wh), date(2024, 5, 2), date(2024, 5, 2), clock=fixed_clock(INGESTED_AT))
-    assert result.manifest["dates_written"] == ["2024-05-02"]
+    assert result.document["dates_written"] == ["2024-05-02"]
     users = events(wh).group_by("event_date").agg(pl.col("user_id").unique().sort()).sort("event_date")
     assert users["user_id"].to_list() == [["u0", "u1"], ["X-u0", "X-u1"]]
 
@@ -284,7 +270,7 @@ def test_reprocess_of_an_empty_range_changes_nothing(tmp_path: Path) -> None:
     run_at(landing, wh)
     before = snapshot(wh)
     result = reprocess(Settings(landing, wh), date(2020, 1, 1), date(2020, 1, 31), clock=fixed_clock(INGESTED_AT))
-    assert result.manifest["dates_written"] == [] and result.manifest["dates_deleted"] == []
+    assert result.document["dates_written"] == [] and result.document["dates_deleted"] == []
     after = snapshot(wh)
     assert all(before[name].equals(after[name]) for name in before)
 
@@ -305,7 +291,7 @@ def test_rejected_file_exit_code_and_run_goes_on(tmp_path: Path) -> None:
     write(landing, "good.json", day_file_records(1, range(2)))
     result = run_at(landing, wh)
     assert result.exit_code == 3
-    rejected = [f for f in result.manifest["files"] if f["status"] == "rejected"]
+    rejected = [f for f in result.document["files"] if f["status"] == "rejected"]
     assert [f["name"] for f in rejected] == ["api.json"]
     assert "line 6" in rejected[0]["rejected_reason"]
     assert events(wh).height == 4
@@ -317,7 +303,7 @@ def test_max_reject_rate(tmp_path: Path) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     write(landing, "a.json", [*day_file_records(1, range(4)), record(event="bad"), record(event="worse")])
     result = run_at(landing, wh, max_reject_rate=0.1)
-    assert result.exit_code == 3 and "20.0% of records were quarantined" in result.manifest["outcome"]
+    assert result.exit_code == 3 and "20.0% of records were quarantined" in result.document["outcome"]
     write(landing, "b.json", [*day_file_records(2, range(9)), record(event="bad")])
     assert run_at(landing, tmp_path / "wh2", max_reject_rate=0.5).exit_code == 0
 
@@ -345,20 +331,20 @@ def test_ingestion_time_in_the_future_check_uses_first_ingestion(tmp_path: Path)
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     soon = (INGESTED_AT + timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
     write(landing, "a.json", [record(ts=soon)])
-    assert run_at(landing, wh).manifest["totals"]["loaded"] == 1
+    assert run_at(landing, wh).document["totals"]["loaded"] == 1
     # Reprocessing much later keeps the first ingestion time, so the verdict does not change.
     later = fixed_clock(datetime(2025, 1, 1, tzinfo=UTC))
     day = (INGESTED_AT + timedelta(hours=20)).date()
-    assert reprocess(Settings(landing, wh), day, day, clock=later).manifest["totals"]["loaded"] == 1
+    assert reprocess(Settings(landing, wh), day, day, clock=later).document["totals"]["loaded"] == 1
 
 
 def test_identities_read_out_of_order_are_sorted_before_choosing() -> None:
-    from etl.pipeline import _in_order
+    from etl.dates import _in_rebuild_order
 
     ids = pl.DataFrame({"_part": [0, 1, 0], "_ordinal": [1, 0, 2], "event_id": ["a", "b", "c"]})
-    assert _in_order(ids, "_part")["event_id"].to_list() == ["a", "c", "b"]
+    assert _in_rebuild_order(ids)["event_id"].to_list() == ["a", "c", "b"]
     ordered = ids.sort("_part", "_ordinal")
-    assert _in_order(ordered, "_part") is ordered
+    assert _in_rebuild_order(ordered) is ordered
 
 
 def blake2b_ids(frame: pl.DataFrame) -> pl.Series:
@@ -406,8 +392,8 @@ def test_a_version_1_warehouse_is_upgraded_without_losing_or_doubling_events(tmp
         (root / "landing" / "b.json").unlink()  # its events now live only in the warehouse
         write(root / "landing", "c.json", files["c.json"])
         result = run_at(root / "landing", root / "wh", at=INGESTED_AT + timedelta(hours=1))
-        assert_accounted(result.manifest)
-        assert (UPGRADE_NOTE in result.manifest["notes"]) == (label == "upgraded")
+        assert_accounted(result.document)
+        assert (UPGRADE_NOTE in result.document["notes"]) == (label == "upgraded")
     upgraded = tmp_path / "upgraded" / "wh"
     assert_same_tables(tmp_path / "current" / "wh", upgraded)
     assert events(upgraded)["event_id"].is_unique().all() and events(upgraded).height == 16

@@ -1,4 +1,8 @@
-"""The HTML report rendered in a real browser (headless Chromium): charts drawn, no console errors."""
+"""The HTML report rendered in a real browser (headless Chromium): charts drawn, no console errors.
+
+The report is made as a user makes it, with `etl run` and `etl report` (in this process). The two tests that
+start Chromium (about a second each, and a browser installed) are marked heavy: `make test-fast` leaves them out.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.report import write_report
-from tests.helpers import run_at
+from tests.support.cli import invoke
 
 GOLDEN_LANDING = Path(__file__).parent / "fixtures" / "golden_landing"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -65,10 +68,14 @@ def browser() -> str:
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("report")
     shutil.copytree(GOLDEN_LANDING, root / "landing")
-    run_at(root / "landing", root / "wh")
-    return write_report(root / "wh", root / "report.html")
+    ran = invoke("run", "--landing", str(root / "landing"), "--warehouse", str(root / "wh"), "-q")
+    assert ran.exit_code == 0, ran.stderr
+    written = invoke("report", "--warehouse", str(root / "wh"), "--out", str(root / "report.html"))
+    assert written.exit_code == 0, written.stderr
+    return root / "report.html"
 
 
+@pytest.mark.heavy
 def test_report_draws_its_charts_without_console_errors(report: Path, tmp_path: Path) -> None:
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("<head>", "<head>" + PROBE, 1))
@@ -92,6 +99,7 @@ def test_report_draws_its_charts_without_console_errors(report: Path, tmp_path: 
     assert result["points"] > 0
 
 
+@pytest.mark.heavy
 def test_report_screenshot(report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     subprocess.run(

@@ -72,8 +72,8 @@ def test_sample_funnels_match_an_independent_count(tmp_path: Path) -> None:
     shutil.copytree(SAMPLE, tmp_path / "landing")
     result = run_at(tmp_path / "landing", tmp_path / "wh")
     assert result.exit_code == 0
-    assert_accounted(result.manifest)
-    assert result.manifest["totals"]["quarantined"] == 6
+    assert_accounted(result.document)
+    assert result.document["totals"]["quarantined"] == 6
     funnel = pl.read_parquet(tmp_path / "wh" / "campaign_funnel" / "part-0.parquet")
     expected = hand_count()
     assert set(funnel["campaign_id"].to_list()) == set(expected)

@@ -7,26 +7,25 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from etl.pipeline import EXIT_FAILED, EtlError
-from etl.warehouse import WarehouseBusy
+from etl.errors import EXIT_FAILED, EXIT_USAGE, EtlError
+from etl.storage import UnsupportedLocation
 
 # Off a terminal (cron, pipes, make) tables are not cut to 80 columns: log files have room.
 out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 err = Console(stderr=True, highlight=False)
 
 LandingOption = Annotated[
-    Path,
-    typer.Option("--landing", envvar="ETL_LANDING", help="Landing zone with the feed files (read-only)."),
+    str,
+    typer.Option("--landing", envvar="ETL_LANDING", help="Landing zone with the feed files (read-only): a folder."),
 ]
 WarehouseOption = Annotated[
-    Path,
-    typer.Option("--warehouse", envvar="ETL_WAREHOUSE", help="Warehouse root of the Parquet tables."),
+    str,
+    typer.Option("--warehouse", envvar="ETL_WAREHOUSE", help="Warehouse root of the Parquet tables: a folder."),
 ]
 DATE_FORMATS = ["%Y-%m-%d"]
 MaxRecordBytes = Annotated[
@@ -54,7 +53,9 @@ def friendly_errors(command: F) -> F:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.TyperException, SystemExit):
             raise  # usage errors keep click's exit code 2
-        except (EtlError, WarehouseBusy) as problem:
+        except UnsupportedLocation as problem:
+            fail(str(problem), EXIT_USAGE)
+        except EtlError as problem:
             fail(str(problem))
         except OSError as problem:
             fail(f"{problem.strerror or problem}: {problem.filename or ''}; nothing was committed".replace(": ;", ";"))
@@ -68,6 +69,6 @@ def friendly_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = EXIT_FAILED) -> None:
     err.print(f"etl: {message}", markup=False, soft_wrap=True)
-    raise typer.Exit(EXIT_FAILED)
+    raise typer.Exit(code)

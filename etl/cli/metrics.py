@@ -10,9 +10,11 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from etl import metrics as tables
+from contracts import column_labels
+from etl import tables
 from etl.cli.common import DATE_FORMATS, WarehouseOption, as_date, friendly_errors, out
 from etl.settings import DEFAULT_WAREHOUSE
+from etl.storage import open_store
 
 
 class MetricsFormat(StrEnum):
@@ -33,7 +35,7 @@ def metrics(
 
     Example: etl metrics --campaign 1001 --from 2024-03-01 --to 2024-03-07 --format csv
     """
-    frame = tables.metrics(warehouse, campaign, as_date(start), as_date(end))
+    frame = tables.metrics(open_store(warehouse), campaign, as_date(start), as_date(end))
     if format is MetricsFormat.csv:
         typer.echo(frame.write_csv(), nl=False)
     elif format is MetricsFormat.json:
@@ -45,18 +47,7 @@ def metrics(
 def _rich_table(frame: pl.DataFrame) -> Table:
     table = Table(title_justify="left", title="Campaign funnel" + (" by day" if "event_date" in frame.columns else ""))
     keys = [c for c in ("event_date", "campaign_id") if c in frame.columns]
-    shown = {
-        "sent": "sent",
-        "delivered": "delivered",
-        "unique_viewed": "viewers",
-        "unique_clicked": "clickers",
-        "delivery_rate": "delivery",
-        "open_rate": "open",
-        "click_rate": "click",
-        "bounce_rate": "bounce",
-        "unsubscribe_rate": "unsub",
-        "spam_rate": "spam",
-    }
+    shown = column_labels()  # the columns the contract labels for display
     for key in keys:
         table.add_column(key.replace("_", " "), no_wrap=True)
     for label in shown.values():

@@ -9,7 +9,7 @@ from datetime import date
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from etl.ingest import LandingFile
+from etl.landing import LandingFile
 from etl.pipeline import Progress as Hooks
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,12 +9,13 @@ import typer
 from etl.cli.common import WarehouseOption, friendly_errors, out
 from etl.report import write_report
 from etl.settings import DEFAULT_WAREHOUSE
+from etl.storage import open_object, open_store
 
 
 @friendly_errors
 def report(
     out_file: Annotated[
-        Path | None, typer.Option("--out", help="HTML file to write (default: <warehouse>/report.html).")
+        str | None, typer.Option("--out", help="HTML file to write (default: <warehouse>/report.html).")
     ] = None,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
 ) -> None:
@@ -23,5 +23,6 @@ def report(
 
     Example: etl report --out funnel.html
     """
-    path = write_report(warehouse, out_file or warehouse / "report.html")
-    out.print(f"report written to {path}")
+    store = open_store(warehouse)
+    target, key = open_object(out_file) if out_file else (store, "report.html")
+    out.print(f"report written to {write_report(store, target, key)}")

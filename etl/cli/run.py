@@ -21,7 +21,7 @@ from etl.cli.common import (
 )
 from etl.cli.logs import LogFormat, setup_logging
 from etl.cli.progress import progress_bars
-from etl.feeds import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES
+from etl.reading import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES
 from etl.settings import DEFAULT_LANDING, DEFAULT_WAREHOUSE, Settings
 
 MaxRejectRate = Annotated[
@@ -97,11 +97,7 @@ def reprocess(
     settings = Settings(landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth)
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.reprocess(settings, first, last, progress=hooks)
-    if (
-        not quiet
-        and not result.nothing_to_do
-        and not result.manifest["dates_written"] + result.manifest["dates_deleted"]
-    ):
+    if not quiet and result.manifest and not result.manifest.dates_written + result.manifest.dates_deleted:
         say(f"No events between {first} and {last}: no date was rebuilt.")
     _finish(result, quiet)
 
@@ -122,39 +118,38 @@ def _finish(result: pipeline.RunResult, quiet: bool) -> None:
 
 
 def render_summary(result: pipeline.RunResult) -> None:
-    if result.nothing_to_do:
+    manifest = result.manifest
+    if manifest is None:
         say("Nothing new in the landing zone; the warehouse is unchanged.")
         for note in result.notes:
             say(f"  note: {note}")
         return
-    manifest = result.manifest
-    totals = manifest["totals"]
-    table = Table(title=f"Run {result.run_id} ({manifest['mode']})", title_justify="left")
-    for column in ("file", "status", "read", "loaded", "quarantined", "duplicates"):
+    totals = manifest.totals
+    counted = ("read", "loaded", "quarantined", "duplicates")
+    table = Table(title=f"Run {result.run_id} ({manifest.mode})", title_justify="left")
+    for column in ("file", "status", *counted):
         table.add_column(column, justify="left" if column in ("file", "status") else "right", overflow="fold")
-    for file in manifest["files"]:
-        table.add_row(
-            file["name"], file["status"], *(f"{file[k]:,}" for k in ("read", "loaded", "quarantined", "duplicates"))
-        )
+    for file in manifest.files:
+        table.add_row(file.name, file.status, *(f"{getattr(file, k):,}" for k in counted))
     table.add_section()
-    table.add_row("total", "", *(f"{totals[k]:,}" for k in ("read", "loaded", "quarantined", "duplicates")))
+    table.add_row("total", "", *(f"{getattr(totals, k):,}" for k in counted))
     out.print(table)
     say(
-        f"files: {totals['files_new']} new, {totals['files_reprocessed']} reprocessed, "
-        f"{totals['files_skipped']} already ingested, {totals['files_rejected']} rejected"
+        f"files: {totals.files_new} new, {totals.files_reprocessed} reprocessed, "
+        f"{totals.files_skipped} already ingested, {totals.files_rejected} rejected"
     )
-    dates = manifest["dates_written"]
+    dates = manifest.dates_written
     if dates:
         say(f"event dates rebuilt: {len(dates)} ({dates[0]} … {dates[-1]})")
-    if manifest["dates_deleted"]:
-        say(f"event dates now empty and removed: {', '.join(manifest['dates_deleted'])}")
-    if manifest["quarantine_reasons"]:
-        top = ", ".join(f"{code} {count:,}" for code, count in list(manifest["quarantine_reasons"].items())[:5])
+    if manifest.dates_deleted:
+        say(f"event dates now empty and removed: {', '.join(manifest.dates_deleted)}")
+    if manifest.quarantine_reasons:
+        top = ", ".join(f"{code} {count:,}" for code, count in list(manifest.quarantine_reasons.items())[:5])
         say(f"quarantine reasons: {top}")
-    for file in manifest["files"]:
-        if file["rejected_reason"]:
-            say(f"  rejected {file['name']}: {file['rejected_reason']}")
-    for note in manifest["notes"]:
+    for file in manifest.files:
+        if file.rejected_reason:
+            say(f"  rejected {file.name}: {file.rejected_reason}")
+    for note in manifest.notes:
         say(f"  note: {note}")
-    seconds = sum(manifest["timings"].values())
-    say(f"{manifest['outcome']} in {seconds:.1f} s; manifest: {result.manifest_path}")
+    seconds = sum(manifest.timings.values())
+    say(f"{manifest.outcome} in {seconds:.1f} s; manifest: {result.manifest_location}")

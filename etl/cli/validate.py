@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from etl.cli.common import MaxDepth, MaxRecordBytes, friendly_errors, out
-from etl.feeds import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits
-from etl.pipeline import EXIT_OK, EXIT_REJECTED
-from etl.validation import validate_paths
+from etl.contract_check import validate_locations
+from etl.errors import EXIT_OK, EXIT_REJECTED
+from etl.reading import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits
 
 
 @friendly_errors
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Feed files or directories (searched recursively).")],
+    paths: Annotated[list[str], typer.Argument(help="Feed files or folders (searched recursively).")],
     show: Annotated[int, typer.Option("--show", help="How many rejected records to list.")] = 20,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
@@ -25,7 +24,7 @@ def validate(
 
     Example: etl validate data/landing/2024-03-01.json
     """
-    report = validate_paths(paths, Limits(max_record_bytes, max_depth))
+    report = validate_locations(paths, Limits(max_record_bytes, max_depth))
     table = Table(title="Contract check", title_justify="left")
     for column in ("file", "read", "valid", "rejected"):
         table.add_column(column, justify="left" if column == "file" else "right")

@@ -1,4 +1,12 @@
-"""Turn one parsed record into event rows: detect its shape, expand API payloads, pick out fields.
+"""Map one parsed record to event rows: detect its shape, expand API payloads, pick out fields.
+
+`expand_unit` is the whole path of one record; `shape_of` is the one place where a record's format
+is recognised. The formats known today are this feed's own: a flat feed record, or an API payload (an
+object with an `events` list). Another provider's format (SendGrid, Mailgun, SES, ...) plugs in as one
+module beside this one, `etl/reading/<provider>.py`, exporting `matches(record) -> bool` and
+`expand(record, unit) -> Expanded` (rows in ROW_COLUMNS); `shape_of` tries it before the feed's
+shapes. The vectorised path (`fast`) reads only this feed's keys, so such records go record by record
+until that provider has a vectorised reader too.
 
 Type checks happen here because only here are JSON types still visible; the verdict on them is the
 contract's (the `wrong_type` and `user_id_conflict` facts are judged by `EventCandidate`).
@@ -8,11 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from etl.feeds import Unit
+from etl.reading.types import ROW_COLUMNS, Expanded, Rejection, Row, Unit
 
 #: JSON key -> column, for the optional text properties.
 PROPERTY_COLUMNS: dict[str, str] = {
@@ -29,65 +36,44 @@ _RESERVED = {"event", "timestamp", "properties", *USER_KEYS, *PROPERTY_COLUMNS}
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
-ROW_COLUMNS: tuple[str, ...] = (
-    "user_id",
-    "event",
-    "timestamp_text",
-    "timestamp_number",
-    *PROPERTY_COLUMNS.values(),
-    "extra",
-    "wrong_type",
-    "user_id_conflict",
-    "source_position",
-    "raw",
-)
-
-
-@dataclass
-class Rejection:
-    position: str
-    raw: str
-    reason: str
-    detail: str
-    ordinal: int = 0  # the record's sequence number in its file, set when it is counted
-
-
-#: One event row: a value for each of ROW_COLUMNS, in that order.
-Row = tuple[Any, ...]
-
-
-@dataclass
-class Expanded:
-    rows: list[Row] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
+#: Maps one JSON object of a known shape (the record, and the unit it came from) to what it gives.
+Expander = Callable[[dict[str, Any], Unit], Expanded]
 
 
 def expand_unit(unit: Unit) -> Expanded:
     """The event rows of one record, or why it has none. Every event counts once."""
-    out = Expanded()
     if unit.error:
-        out.rejections.append(Rejection(unit.position, unit.raw, *unit.error))
-        return out
+        return _rejected(unit.position, unit, *unit.error)
     if _ESCAPED_SURROGATE.search(unit.raw) and _LONE_SURROGATE.search(json.dumps(unit.value, ensure_ascii=False)):
         detail = "a \\u escape encodes a lone surrogate, which is not a character"
-        out.rejections.append(Rejection(unit.position, unit.raw, "invalid_utf8", detail))
-        return out
+        return _rejected(unit.position, unit, "invalid_utf8", detail)
     record = unit.value
     if not isinstance(record, dict):
-        detail = f"expected a JSON object, found {_json_type(record)}"
-        out.rejections.append(Rejection(unit.position, unit.raw, "not_an_object", detail))
-        return out
-    if "events" not in record:
-        out.rows.append(
-            _fast_row(record, unit.position, unit.raw) or _row([("record", record)], unit.position, unit.raw)
-        )
-        return out
+        return _rejected(unit.position, unit, "not_an_object", f"expected a JSON object, found {_json_type(record)}")
+    return shape_of(record)(record, unit)
+
+
+def shape_of(record: dict[str, Any]) -> Expander:
+    """Shape detection: how a JSON object is mapped to rows (see the module docstring for adding one)."""
+    if "events" in record:
+        return _expand_payload
+    return _expand_feed_record
+
+
+def _expand_feed_record(record: dict[str, Any], unit: Unit) -> Expanded:
+    """A flat feed record: one event, its fields at the top (or in `properties`)."""
+    row = _fast_row(record, unit.position, unit.raw) or _row([("record", record)], unit.position, unit.raw)
+    return Expanded(rows=[row])
+
+
+def _expand_payload(record: dict[str, Any], unit: Unit) -> Expanded:
+    """An API payload: the user at the top, one row per object of its `events` list."""
     events = record["events"]
     if not isinstance(events, list) or not events:
         what = "an empty list" if isinstance(events, list) else _json_type(events)
         detail = f"`events` must be a non-empty list of event objects, found {what}"
-        out.rejections.append(Rejection(unit.position, unit.raw, "invalid_payload", detail))
-        return out
+        return _rejected(unit.position, unit, "invalid_payload", detail)
+    out = Expanded()
     payload = {key: value for key, value in record.items() if key != "events"}
     for index, event in enumerate(events):
         position = f"{unit.position} event {index}"
@@ -98,6 +84,10 @@ def expand_unit(unit: Unit) -> Expanded:
             detail = f"events[{index}]: expected a JSON object, found {_json_type(event)}"
             out.rejections.append(Rejection(position, unit.raw, "not_an_object", detail))
     return out
+
+
+def _rejected(position: str, unit: Unit, reason: str, detail: str) -> Expanded:
+    return Expanded(rejections=[Rejection(position, unit.raw, reason, detail)])
 
 
 _FLAT_KEYS = frozenset({*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS})

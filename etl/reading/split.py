@@ -1,10 +1,14 @@
-"""Split a landing file into records ("units") of raw JSON text, isolating every syntax error.
+"""Split a file's decompressed bytes into records ("units") of raw JSON text, isolating every syntax error.
+
+NDJSON is cut into blocks of whole lines (`line_blocks`, the one line splitter): the vectorised path
+takes a clean block at once, `line_units` splits any block into its records. A line over the size
+limit is passed over as it streams, keeping only a preview.
 
 A `.json` file is a sequence of JSON values (normally one array, or one object). Arrays are read
-element by element from a streaming text buffer, so a multi-GB document is never held whole. A broken
-element is cut out at its structural end (brackets and strings), or at the line where the next element
-of a pretty-printed array begins, so the elements after it still load. NDJSON files are read line by
-line. Records over the size limit are skipped as a stream, keeping only a preview.
+element by element from a streaming text buffer, so a multi-GB document is never held whole; a
+`WindowReader` (the vectorised path) may take many elements at once. A broken element is cut out at
+its structural end (`scan`), or at the line where the next element of a pretty-printed array begins,
+so the elements after it still load. Records over the size limit are skipped as a stream.
 """
 
 from __future__ import annotations
@@ -12,25 +16,23 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from etl.fastpath import VECTORISED_DEPTH, WINDOW_CHARS, Block, array_block
-from etl.storage import FeedReadError
+from etl.reading.scan import ScanState, cut_point, scan, value_end
+from etl.reading.types import DEFAULT_MAX_DEPTH, Block, FeedReadError, Limits, Unit, is_line_delimited
 
-FEED_SUFFIXES = (".json", ".ndjson", ".jsonl")
-DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_DEPTH = 64
 PREVIEW_CHARS = 4096
-SLOW_RUN = 5000  # after the vectorised path declines a window
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_STRUCTURE = re.compile(r'["\[\]{},]')
-_STRING_END = re.compile(r'["\\]')
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
 _SEPARATORS = re.compile(r"[ \t\r\n,]*")  # between array elements; stray and trailing commas carry no data
 _LINE_COLUMN = re.compile(r"at line 1, column (\d+)$")
+
+#: Reads the objects at the start of an array window at once: (text, start, index of the first
+#: element, position prefix) -> the Block and how many characters it took, or None to go one by one.
+WindowReader = Callable[[str, int, int, str], tuple[Block, int] | None]
 
 
 def _reject_constant(name: str) -> Any:
@@ -40,46 +42,15 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one record; what exceeds them is quarantined with its own reason code."""
-
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    max_depth: int = DEFAULT_MAX_DEPTH
-    vectorised: bool = True  # try the vectorised path first (off only to compare both paths)
-
-    @property
-    def use_vectorised(self) -> bool:
-        """Whether to try the vectorised path: it reads records up to API-payload depth, so a lower
-        --max-depth leaves every record to the record-by-record judgement."""
-        return self.vectorised and self.max_depth >= VECTORISED_DEPTH
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One record's text as found in the file: parsed, or with the reason it could not be."""
-
-    position: str
-    raw: str
-    value: Any = None
-    error: tuple[str, str] | None = None
-
-
-def is_feed_file(name: str) -> bool:
-    lowered = name.lower().removesuffix(".gz")
-    return lowered.endswith(FEED_SUFFIXES)
-
-
-def is_line_delimited(name: str) -> bool:
-    return name.lower().removesuffix(".gz").endswith((".ndjson", ".jsonl"))
-
-
-def iter_units(name: str, chunks: Iterator[bytes], limits: Limits | None = None) -> Iterator[Unit | Block]:
-    """Every record in a file named `name` whose decompressed bytes arrive as `chunks`."""
+def iter_units(
+    name: str, chunks: Iterator[bytes], limits: Limits | None = None, read_window: WindowReader | None = None
+) -> Iterator[Unit | Block]:
+    """Every record in a file named `name` whose decompressed bytes arrive as `chunks`; Blocks only
+    where `read_window` took part of an array at once."""
     limits = limits or Limits()
     if is_line_delimited(name):
         return iter_line_units(chunks, limits)
-    return iter_document_units(chunks, limits)
+    return iter_document_units(chunks, limits, read_window)
 
 
 def parse_json(text: str, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Any, tuple[str, str] | None]:
@@ -131,72 +102,106 @@ def _preview(text: str, size: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Line:
+class Lines:
+    """Lines `first` to `first + count - 1` of an NDJSON stream: whole lines, each ending in a line
+    break but perhaps the file's last. Or one line that could not be kept whole: over the size limit
+    (`oversized` is its size, `data` a preview) or cut short by a read error (`read_error`)."""
+
     data: bytes
+    first: int
+    count: int = 1
+    oversized: int = 0
     read_error: str = ""
-    oversized: int = 0  # the whole line's size when it was over the limit (data is then a preview)
+
+    @property
+    def plain(self) -> bool:
+        return not self.oversized and not self.read_error
 
 
-def iter_line_units(chunks: Iterator[bytes], limits: Limits, first_line: int = 1) -> Iterator[Unit]:
-    """Every record of NDJSON bytes whose first line is line `first_line` of its file."""
-    for number, line in enumerate(_iter_lines(chunks, limits.max_record_bytes), start=first_line):
-        data = line.data.removeprefix(codecs.BOM_UTF8) if number == 1 else line.data
-        stripped = data.strip(b" \t\r\n")
-        position = f"line {number}"
-        if line.oversized:
-            yield Unit(position, _preview(_lenient(stripped), line.oversized), error=_too_large(line.oversized, limits))
-            continue
-        if line.read_error:
-            if stripped:
-                yield Unit(position, _lenient(stripped), error=("invalid_json", line.read_error))
-            else:
-                yield Unit(position, "", error=("unreadable_file", line.read_error))
-            continue
-        if not stripped:
-            continue
-        try:
-            text = stripped.decode("utf-8")
-        except UnicodeDecodeError as err:
-            detail = f"byte {err.start + 1} of line {number} is not valid UTF-8"
-            yield Unit(position, _lenient(stripped), error=("invalid_utf8", detail))
-            continue
-        value, error = parse_json(text, limits.max_depth)
-        if error and error[0] == "invalid_json" and (where := _LINE_COLUMN.search(error[1])):
-            column = int(where.group(1)) + len(data) - len(data.lstrip(b" \t"))
-            error = ("invalid_json", f"{error[1][: where.start()]}at line {number}, column {column}")
-        yield Unit(position, text, value, error)
-
-
-def _iter_lines(chunks: Iterator[bytes], max_record_bytes: int) -> Iterator[_Line]:
-    """The stream's lines; a line over the limit is passed over as it streams, keeping a preview."""
+def line_blocks(chunks: Iterator[bytes], max_record_bytes: int) -> Iterator[Lines]:
+    """The stream as blocks of whole lines, one block per chunk that completes a line. A line going
+    over the limit before its end arrived is passed over as it streams, keeping its first
+    PREVIEW_CHARS bytes; long lines complete within a block are left to `line_units`."""
+    number = 1
     carry = b""
     skipped = 0  # > 0 while inside an oversized line: bytes of it seen so far
     preview = b""
     try:
         for chunk in chunks:
-            parts = (carry + chunk).split(b"\n")
-            carry = parts.pop()
             if skipped:
-                if not parts:
-                    skipped += len(carry)
-                    carry = b""
+                end = chunk.find(b"\n")
+                preview += chunk[: min(PREVIEW_CHARS - len(preview), len(chunk) if end < 0 else end)]
+                if end < 0:
+                    skipped += len(chunk)
                     continue
-                yield _Line(preview, oversized=skipped + len(parts.pop(0)))
-                skipped = 0
-            for line in parts:
-                yield _Line(line) if len(line) <= max_record_bytes else _Line(line[:PREVIEW_CHARS], oversized=len(line))
+                yield Lines(preview, number, oversized=skipped + end)
+                number, skipped, chunk = number + 1, 0, chunk[end + 1 :]
+            data = carry + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                count = data.count(b"\n", 0, cut)
+                yield Lines(data[:cut], number, count)
+                number += count
+            carry = data[cut:]
             if len(carry) > max_record_bytes:
                 skipped, preview, carry = len(carry), carry[:PREVIEW_CHARS], b""
     except FeedReadError as err:
         if skipped:
-            yield _Line(preview, oversized=skipped + len(carry))
+            yield Lines(preview, number, oversized=skipped)
         else:
-            yield _Line(carry, read_error=f"truncated: {err}" + ("; the file ends inside this line" if carry else ""))
+            tail = "; the file ends inside this line" if carry else ""
+            yield Lines(carry, number, read_error=f"truncated: {err}{tail}")
         return
     if skipped:
-        yield _Line(preview, oversized=skipped + len(carry))
+        yield Lines(preview, number, oversized=skipped)
     elif carry:
-        yield _Line(carry)
+        yield Lines(carry, number)
+
+
+def iter_line_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Unit]:
+    """Every record of an NDJSON stream, one by one."""
+    for lines in line_blocks(chunks, limits.max_record_bytes):
+        yield from line_units(lines, limits)
+
+
+def line_units(lines: Lines, limits: Limits) -> Iterator[Unit]:
+    """The records of a block of lines (blank lines hold none)."""
+    if not lines.plain:
+        unit = _line_unit(lines.data, lines.first, limits, lines.oversized, lines.read_error)
+        if unit is not None:
+            yield unit
+        return
+    for number, line in enumerate(lines.data.split(b"\n")[: lines.count], start=lines.first):
+        if len(line) > limits.max_record_bytes:
+            unit = _line_unit(line[:PREVIEW_CHARS], number, limits, oversized=len(line))
+        else:
+            unit = _line_unit(line, number, limits)
+        if unit is not None:
+            yield unit
+
+
+def _line_unit(line: bytes, number: int, limits: Limits, oversized: int = 0, read_error: str = "") -> Unit | None:
+    data = line.removeprefix(codecs.BOM_UTF8) if number == 1 else line
+    stripped = data.strip(b" \t\r\n")
+    position = f"line {number}"
+    if oversized:
+        return Unit(position, _preview(_lenient(stripped), oversized), error=_too_large(oversized, limits))
+    if read_error:
+        if stripped:
+            return Unit(position, _lenient(stripped), error=("invalid_json", read_error))
+        return Unit(position, "", error=("unreadable_file", read_error))
+    if not stripped:
+        return None
+    try:
+        text = stripped.decode("utf-8")
+    except UnicodeDecodeError as err:
+        detail = f"byte {err.start + 1} of line {number} is not valid UTF-8"
+        return Unit(position, _lenient(stripped), error=("invalid_utf8", detail))
+    value, error = parse_json(text, limits.max_depth)
+    if error and error[0] == "invalid_json" and (where := _LINE_COLUMN.search(error[1])):
+        column = int(where.group(1)) + len(data) - len(data.lstrip(b" \t"))
+        error = ("invalid_json", f"{error[1][: where.start()]}at line {number}, column {column}")
+    return Unit(position, text, value, error)
 
 
 def _lenient(data: bytes) -> str:
@@ -271,7 +276,11 @@ class _TextBuffer:
         return index - self.text.rfind("\n", 0, index)
 
 
-def iter_document_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Unit | Block]:
+def iter_document_units(
+    chunks: Iterator[bytes], limits: Limits, read_window: WindowReader | None = None
+) -> Iterator[Unit | Block]:
+    """Every value of a JSON document stream; the elements of arrays one by one, or in Blocks where
+    `read_window` takes them at once."""
     buffer = _TextBuffer(chunks)
     if buffer.next_char() == "\ufeff":
         buffer.pos += 1
@@ -280,7 +289,7 @@ def iter_document_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Uni
         name = "document" if top == 0 else f"value {top}"
         if char == "[":
             buffer.pos += 1
-            yield from _iter_array(buffer, "" if top == 0 else f"{name} ", limits)
+            yield from _iter_array(buffer, "" if top == 0 else f"{name} ", limits, read_window)
         else:
             yield _decode_value(buffer, name, limits)
         top += 1
@@ -288,7 +297,9 @@ def iter_document_units(chunks: Iterator[bytes], limits: Limits) -> Iterator[Uni
         yield Unit("end of file", "", error=("unreadable_file", buffer.read_error))
 
 
-def _iter_array(buffer: _TextBuffer, prefix: str, limits: Limits) -> Iterator[Unit | Block]:
+def _iter_array(
+    buffer: _TextBuffer, prefix: str, limits: Limits, read_window: WindowReader | None
+) -> Iterator[Unit | Block]:
     index = 0
     slow = 0  # elements to take one by one before the next try of the vectorised path
     while True:
@@ -297,22 +308,24 @@ def _iter_array(buffer: _TextBuffer, prefix: str, limits: Limits) -> Iterator[Un
         if char in ("", "]"):
             buffer.pos += 1 if char else 0
             return
-        if char == "{" and not slow and limits.use_vectorised:
-            block = _array_block(buffer, prefix, index, limits)
+        if char == "{" and not slow and read_window is not None:
+            block = _window_block(buffer, prefix, index, limits, read_window)
             if block is not None:
                 yield block
                 index += block.records
                 continue
-            slow = SLOW_RUN
+            slow = limits.tuning.slow_run
         yield _decode_value(buffer, f"{prefix}element {index}", limits)
         index += 1
         slow = max(slow - 1, 0)
 
 
-def _array_block(buffer: _TextBuffer, prefix: str, index: int, limits: Limits) -> Block | None:
-    while len(buffer.text) - buffer.pos < WINDOW_CHARS and buffer.fill():
+def _window_block(
+    buffer: _TextBuffer, prefix: str, index: int, limits: Limits, read_window: WindowReader
+) -> Block | None:
+    while len(buffer.text) - buffer.pos < limits.tuning.window_chars and buffer.fill():
         pass
-    found = array_block(buffer.text, buffer.pos, index, prefix, limits.max_record_bytes)
+    found = read_window(buffer.text, buffer.pos, index, prefix)
     if found is None:
         return None
     block, consumed = found
@@ -327,17 +340,17 @@ def _decode_value(buffer: _TextBuffer, position: str, limits: Limits) -> Unit:
         try:
             value, end = _DECODER.raw_decode(text, start)
         except json.JSONDecodeError as err:
-            end_or_none = _cut_point(text, start, err.pos)
+            end_or_none = cut_point(text, start, err.pos)
             if end_or_none is None and _can_grow(buffer, start, limits):
                 continue
             return _bad_value(buffer, position, start, end_or_none, err.pos, err.msg, limits)
         except RecursionError:
-            end_or_none = _structural_end(text, start)
+            end_or_none = value_end(text, start)
             if end_or_none is None and _can_grow(buffer, start, limits):
                 continue
             return _cut(buffer, position, start, end_or_none, _too_deep(limits.max_depth))
         except ValueError as err:  # NaN/Infinity constants, integers too long to convert
-            return _cut(buffer, position, start, _structural_end(text, start), ("invalid_json", str(err)))
+            return _cut(buffer, position, start, value_end(text, start), ("invalid_json", str(err)))
         if end >= len(text) and _can_grow(buffer, start, limits):
             continue  # a number may go on in the next chunk
         break
@@ -386,10 +399,10 @@ def _cut(buffer: _TextBuffer, position: str, start: int, end: int | None, error:
 def _skip_oversized(buffer: _TextBuffer, position: str, start: int, limits: Limits) -> Unit:
     """Pass over a value too large to hold, chunk by chunk, to its structural end; keep a preview."""
     preview = _repair(buffer.text[start : start + PREVIEW_CHARS])
-    state = _ScanState()
+    state = ScanState()
     pos, size = start, 0
     while True:
-        end = _scan(buffer.text, pos, state)
+        end = scan(buffer.text, pos, state)
         if end is not None:
             size += end - pos
             buffer.pos = end
@@ -401,78 +414,6 @@ def _skip_oversized(buffer: _TextBuffer, position: str, start: int, limits: Limi
         if not buffer.fill():
             break
     return Unit(position, f"{preview}… [{size:,} in all]", error=_too_large(size, limits))
-
-
-def _cut_point(text: str, start: int, error_pos: int) -> int | None:
-    """Where to cut a value that failed to parse: its structural end, or, when its brackets do not
-    balance, the line where the next element of a pretty-printed array begins."""
-    structural = _structural_end(text, start)
-    line_start = text.rfind("\n", 0, start) + 1
-    indent = text[line_start:start]
-    if indent.strip(" \t"):
-        return structural  # the element does not begin its line: not a pretty-printed array
-    # From the start of the line where parsing failed: that line may itself begin the next element.
-    search_from = max(text.rfind("\n", start, error_pos), start + 1)
-    resync = re.compile("\n" + re.escape(indent) + r"[{\[]").search(text, search_from)
-    if resync is None:
-        return structural
-    return resync.start() if structural is None or resync.start() < structural else structural
-
-
-@dataclass
-class _ScanState:
-    depth: int = 0
-    in_string: bool = False
-    skip_next: bool = False  # a backslash ended the previous segment
-
-
-def _structural_end(text: str, start: int) -> int | None:
-    """Where the JSON value starting at `start` ends, judged by brackets and strings alone.
-
-    Stops at a `,` or `]` of the enclosing array, or after the bracket that closes the value.
-    None when the text ends first (more input is needed, or the file is truncated).
-    """
-    return _scan(text, start, _ScanState())
-
-
-def _scan(text: str, pos: int, state: _ScanState) -> int | None:
-    """Advance a structural scan over `text` from `pos`; the end of the value, or None to go on."""
-    while True:
-        if state.skip_next:
-            state.skip_next = False
-            pos += 1
-        if state.in_string:
-            match = _STRING_END.search(text, pos)
-            if match is None:
-                return None
-            if match.group() == '"':
-                state.in_string = False
-                pos = match.end()
-                continue
-            if match.end() >= len(text):
-                state.skip_next = True
-                return None
-            pos = match.start() + 2
-            continue
-        match = _STRUCTURE.search(text, pos)
-        if match is None:
-            return None
-        char, pos = match.group(), match.start()
-        if char == '"':
-            state.in_string = True
-            pos += 1
-            continue
-        if char in "[{":
-            state.depth += 1
-        elif char in "]}":
-            if state.depth == 0:
-                return pos if char == "]" else pos + 1
-            state.depth -= 1
-            if state.depth == 0:
-                return pos + 1
-        elif state.depth == 0:  # a comma outside any bracket ends the value
-            return pos
-        pos += 1
 
 
 def _repair(text: str) -> str:

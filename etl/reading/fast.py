@@ -1,15 +1,15 @@
 """The vectorised reading path: a block of records parsed at once by Arrow's JSON reader.
 
 NDJSON blocks are read as they are. A window of a JSON array is cut after its last complete element
-(found with numpy: quotes are paired, escapes masked, so brackets inside strings are ignored) and read
-by Arrow as one document, `{"elements": [...]}`, which checks the array's syntax in the same pass.
+(`scan.object_bounds`) and read by Arrow as one document, `{"elements": [...]}`, which checks the
+array's syntax in the same pass.
 
 Arrow's reader is strict with an explicit schema: a value of another JSON type, an unknown key (at
 any level), a key given twice, a lone surrogate or bad JSON makes it refuse the whole block. A block is
 taken here only when every record is a feed record or an API payload with known keys and string (or
 null) values, and nothing else needs the general rules; anything else returns None and the block goes
-through the record-by-record path, which judges it in detail. Both paths give identical rows,
-rejections and counts (property tests check it); this one just does not loop in Python.
+through the record-by-record path (`split` then `mapping`), which judges it in detail. Both paths give
+identical rows, rejections and counts (property tests check it); this one just does not loop in Python.
 """
 
 from __future__ import annotations
@@ -17,25 +17,22 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.json as pj
 
-from etl.records import PROPERTY_COLUMNS, ROW_COLUMNS, TRIM, USER_KEYS
+from etl.reading.mapping import PROPERTY_COLUMNS, TRIM, USER_KEYS
+from etl.reading.scan import object_bounds
+from etl.reading.types import ROW_COLUMNS, Block, Tuning
 
 _KEYS = (*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS)
-WINDOW_CHARS = 8 * 1024 * 1024
-SPLIT_BYTES = 1024 * 1024  # windows larger than this are parsed as two halves on two threads
-_PARSERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="etl-parse")
-VECTORISED_DEPTH = 4  # an API payload nests this deep; a lower --max-depth is judged record by record
 # Arrow reads `{...} {...}` on one line as two records; with a blank line elsewhere the count would
 # still match, so such lines go record by record. (A string holding "}{" only costs that block speed.)
 _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r]*\{")
+_OBJECT_FIRST = re.compile(rb"[ \t\r\n]*\{")
 _PROPERTIES = pa.struct([(key, pa.string()) for key in PROPERTY_COLUMNS])
 _EVENT = pa.struct([("event", pa.string()), ("timestamp", pa.string()), ("properties", _PROPERTIES)])
 _RECORD = [*((key, pa.string()) for key in _KEYS), ("events", pa.list_(_EVENT))]
@@ -43,7 +40,6 @@ _PARSE = pj.ParseOptions(explicit_schema=pa.schema(_RECORD), unexpected_field_be
 _ELEMENTS = pj.ParseOptions(
     explicit_schema=pa.schema([("elements", pa.list_(pa.struct(_RECORD)))]), unexpected_field_behavior="error"
 )
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
 _FLAT_ONLY = ("event", "timestamp", *PROPERTY_COLUMNS)  # fields a payload must not carry at its top
 
 
@@ -57,6 +53,8 @@ def read_block(
     """
     if not block or block.startswith(codecs.BOM_UTF8):
         return None  # a BOM is the slow path's to strip
+    if not _OBJECT_FIRST.match(block):
+        return None  # Arrow refuses other values, but a leading `null` crashes it (pyarrow 26)
     if _TWO_ON_A_LINE.search(block) or not _is_utf8(block):
         return None  # Arrow passes invalid UTF-8 through into the strings
     if len(block) > max_record_bytes and _longest_line(block) > max_record_bytes:
@@ -69,6 +67,8 @@ def read_block(
         return None  # Arrow skipped a blank line: line numbers would shift
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
+    if frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
+        return None  # a `null` line reads as an empty record (so does `{}`, which the slow path takes alike)
     return _rows(frame, first_line, "line {}")
 
 
@@ -139,19 +139,6 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
     return collected.drop("_record"), collected["_record"].to_numpy()
 
 
-@dataclass
-class Block:
-    """Records read at once: their rows, which record each row came from, and the records' text."""
-
-    rows: pl.DataFrame
-    sources: np.ndarray  # row -> record (line or element) index within the block
-    records: int
-    record_text: Callable[[int], str]
-
-    def raw(self, row: int) -> str:
-        return self.record_text(int(self.sources[row]))
-
-
 def line_count(block: bytes) -> int:
     """Lines in a non-empty block; the last needs no line break."""
     return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
@@ -174,16 +161,16 @@ def ndjson_block(block: bytes, first_line: int, max_record_bytes: int, lines: in
 
 
 def array_block(
-    text: str, start: int, first_index: int, prefix: str, max_record_bytes: int
+    text: str, start: int, first_index: int, prefix: str, max_record_bytes: int, tuning: Tuning = Tuning()
 ) -> tuple[Block, int] | None:
     """The objects at the start of an array window (text[start] is the `{` of an element) as a
     Block, and how many characters they took; or None to go record by record."""
-    window = text[start : start + WINDOW_CHARS]
+    window = text[start : start + tuning.window_chars]
     try:
         original = window.encode("utf-8")
     except UnicodeEncodeError:  # bytes that were not UTF-8: the slow path words the error
         return None
-    bounds = element_bounds(original)
+    bounds = object_bounds(original)
     if bounds is None:
         return None
     starts, ends = bounds
@@ -191,13 +178,16 @@ def array_block(
         return None
     last = int(ends[-1])
     # Two halves parsed at once (Arrow releases the GIL); the separator between them checked here.
-    half = int(starts.size) // 2 if last > SPLIT_BYTES else 0
+    half = int(starts.size) // 2 if last > tuning.split_bytes else 0
     if half and original[int(ends[half - 1]) : int(starts[half])].strip(b" \t\r\n") != b",":
         return None
-    pieces = [(0, half), (half, int(starts.size))] if half else [(0, int(starts.size))]
-    parsed = list(
-        _PARSERS.map(lambda piece: _elements(original[int(starts[piece[0]]) : int(ends[piece[1] - 1])], piece), pieces)
-    )
+    if half:
+        first, second = original[int(starts[0]) : int(ends[half - 1])], original[int(starts[half]) : last]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-parse") as helper:
+            other = helper.submit(_elements, second, int(starts.size) - half)
+            parsed = [_elements(first, half), other.result()]
+    else:
+        parsed = [_elements(original[int(starts[0]) : last], int(starts.size))]
     if any(frame is None for frame in parsed):
         return None
     elements = pl.concat([frame for frame in parsed if frame is not None])
@@ -213,9 +203,9 @@ def array_block(
     return Block(rows, sources, int(starts.size), record_text), consumed
 
 
-def _elements(objects: bytes, piece: tuple[int, int]) -> pl.DataFrame | None:
+def _elements(objects: bytes, expected: int) -> pl.DataFrame | None:
     """Comma-separated objects read as `{"elements": [...]}`: one row per object, or None when Arrow
-    refuses them or finds other than the `piece[1] - piece[0]` objects expected."""
+    refuses them or finds other than the `expected` number of objects."""
     document = b'{"elements":[' + objects + b"]}"
     read_options = pj.ReadOptions(block_size=len(document) + 1, use_threads=False)
     try:
@@ -226,38 +216,9 @@ def _elements(objects: bytes, piece: tuple[int, int]) -> pl.DataFrame | None:
     assert isinstance(frame, pl.DataFrame)
     listed = frame["elements"]
     holes = listed.list.eval(pl.element().is_null()).list.any()
-    if frame.height != 1 or listed.list.len()[0] != piece[1] - piece[0] or holes[0]:
+    if frame.height != 1 or listed.list.len()[0] != expected or holes[0]:
         return None  # something other than objects between them (a `null` reads as a missing object)
     return frame.explode("elements").unnest("elements")
-
-
-def element_bounds(window: bytes) -> tuple[np.ndarray, np.ndarray] | None:
-    """[start, end) of each complete object at the start of an array window (which begins with `{`);
-    None when there is none, or an element is an array. The end of the array ends the window."""
-    masked = _ESCAPE.sub(b"__", window) if b"\\" in window else window  # escapes keep their length
-    data = np.frombuffer(masked, dtype=np.uint8)
-    if data.size == 0 or data[0] != ord("{"):
-        return None
-    # With escapes masked, every quote opens or closes a string: a bracket after an odd number of
-    # quotes is inside one.
-    quotes = np.flatnonzero(data == ord('"'))
-    brackets = np.flatnonzero((data == ord("{")) | (data == ord("}")) | (data == ord("[")) | (data == ord("]")))
-    brackets = brackets[(np.searchsorted(quotes, brackets) & 1) == 0]
-    kind = data[brackets]
-    opening = (kind == ord("{")) | (kind == ord("["))
-    depth = np.cumsum(np.where(opening, 1, -1), dtype=np.int32)
-    below = np.flatnonzero(depth < 0)
-    if below.size:  # the first bracket closing more than it opened ends the array (or is garbage)
-        if kind[below[0]] != ord("]"):
-            return None
-        cut = int(below[0])
-        brackets, kind, opening, depth = brackets[:cut], kind[:cut], opening[:cut], depth[:cut]
-    if ((kind == ord("[")) & (depth == 1)).any():
-        return None  # an array where an object should be
-    ends = brackets[~opening & (depth == 0)] + 1
-    if ends.size == 0:
-        return None
-    return brackets[opening & (depth == 1)][: ends.size], ends
 
 
 def _is_utf8(block: bytes) -> bool:

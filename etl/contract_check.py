@@ -1,0 +1,71 @@
+"""Check feed files against the contract without touching any warehouse (`etl validate`).
+
+Files are found as a run finds them (`etl.landing.discover`, with its rule on symbolic links) and
+read by the same unit (`etl.ingest.ingest_file`); valid events go to a sink that discards them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+
+from etl.errors import EtlError
+from etl.ingest import Provenance, ingest_file
+from etl.landing import LandingFile, discover
+from etl.reading import Limits
+from etl.storage import Store, open_object, open_store
+
+
+@dataclass
+class FileCheck:
+    name: str
+    read: int
+    valid: int
+    rejected: int
+
+
+@dataclass
+class ValidationReport:
+    files: list[FileCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    notes_are_errors: bool = False
+
+
+def validate_locations(locations: list[str], limits: Limits | None = None) -> ValidationReport:
+    """Check every feed file at the given locations (files, or folders searched recursively)."""
+    report = ValidationReport()
+    provenance = Provenance(datetime.now(UTC), "validate")
+    for store, files in [_files_at(location, report) for location in locations]:
+        for file in files:
+            shown = store.describe(file.name)
+            try:
+                outcome = ingest_file(store, file, provenance, limits, sink=_discard)
+            except OSError as err:
+                report.notes.append(f"{shown}: cannot be read ({err.strerror or err})")
+                report.notes_are_errors = True
+                continue
+            rejected = outcome.quarantine.height
+            report.files.append(FileCheck(shown, outcome.read, outcome.read - rejected, rejected))
+            for row in outcome.quarantine.select("position", "reason", "detail").iter_rows():
+                report.problems.append(f"{shown} {row[0]}: {row[1]}: {row[2]}")
+    return report
+
+
+def _files_at(location: str, report: ValidationReport) -> tuple[Store, list[LandingFile]]:
+    store = open_store(location)
+    if store.exists() and store.local_path("") is not None:  # a folder
+        found = discover(store, hashing=False)
+        report.notes += [f"{store.describe().rstrip('/')}/{note}" for note in found.notes]
+        return store, found.files
+    parent, key = open_object(location)
+    info = parent.head(key)
+    if info is None:
+        raise EtlError(f"{location} does not exist")
+    return parent, [LandingFile(key, "", info.size, info.etag)]  # named explicitly: checked whatever its name
+
+
+def _discard(events: pl.DataFrame) -> None:
+    """Valid events are only counted (by the outcome), never kept."""

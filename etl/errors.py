@@ -1,0 +1,16 @@
+"""Errors a user can act on, and the exit codes of every command (SPEC §8)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+
+
+class EtlError(Exception):
+    """A failure the user can act on; its message is one sentence."""
+
+
+class WarehouseBusy(EtlError):
+    """Another run holds the warehouse."""

@@ -1,0 +1,60 @@
+"""The one storage layer: every read and write of landing files and warehouse objects goes through it.
+
+- `store`: a root location (a local folder or `memory://name`) behind one object-store interface;
+- `streams`: an object's bytes as a decompressed, hashed stream;
+- `parquet`: Parquet objects scanned by polars, written whole, streamed or written in batches;
+- `documents`: JSON and text objects.
+"""
+
+from etl.storage.documents import json_bytes, read_json, write_json, write_text
+from etl.storage.parquet import (
+    ParquetSink,
+    iter_parquet,
+    read_parquet,
+    rows_in,
+    scan_local,
+    scan_parquet,
+    scan_table,
+    sink_parquet,
+    sink_parquet_split,
+    write_parquet,
+)
+from etl.storage.store import (
+    CHUNK_BYTES,
+    ObjectInfo,
+    PendingWrite,
+    Store,
+    UnsupportedLocation,
+    forget_memory,
+    open_object,
+    open_store,
+)
+from etl.storage.streams import ContentHash, iter_bytes, sha256_of
+
+__all__ = [
+    "CHUNK_BYTES",
+    "ContentHash",
+    "ObjectInfo",
+    "ParquetSink",
+    "PendingWrite",
+    "Store",
+    "UnsupportedLocation",
+    "forget_memory",
+    "iter_bytes",
+    "iter_parquet",
+    "json_bytes",
+    "open_object",
+    "open_store",
+    "read_json",
+    "read_parquet",
+    "rows_in",
+    "scan_local",
+    "scan_parquet",
+    "scan_table",
+    "sha256_of",
+    "sink_parquet",
+    "sink_parquet_split",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]

@@ -1,0 +1,181 @@
+"""Parquet objects in a store: scanned by polars, written whole, streamed, or written batch by batch.
+
+On local disk polars reads the files in place (lazily, only the row groups and columns a query
+needs); elsewhere an object is fetched whole before it is scanned, and written to a local file
+first, then uploaded as one object.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl.storage.store import PendingWrite, Store
+
+PARQUET_COMPRESSION: Final = "zstd"
+# Level 1: as small as the default level 3 on event tables here (hashes and ids dominate), and faster.
+PARQUET_LEVEL: Final = 1
+
+
+def scan_parquet(store: Store, keys: list[str], key_column: str | None = None) -> pl.LazyFrame:
+    """Parquet objects as one lazy frame, in the order given; with `key_column`, each row also says
+    which object it came from (its key)."""
+    paths = [store.local_path(key) for key in keys]
+    if all(path is not None for path in paths):
+        scan = pl.scan_parquet([str(path) for path in paths], include_file_paths=key_column)
+        if key_column is None:
+            return scan
+        by_path = {str(path): key for path, key in zip(paths, keys, strict=True)}
+        return scan.with_columns(pl.col(key_column).replace_strict(by_path, return_dtype=pl.String))
+    frames = [pl.scan_parquet(io.BytesIO(store.read_bytes(key))) for key in keys]
+    if key_column is not None:
+        frames = [frame.with_columns(pl.lit(key).alias(key_column)) for frame, key in zip(frames, keys, strict=True)]
+    return pl.concat(frames)
+
+
+def scan_table(store: Store, table: str) -> pl.LazyFrame | None:
+    """A Hive-partitioned table (`table/key=value/….parquet`) as one lazy frame, partition keys as
+    columns (ISO dates as dates); None when it holds no Parquet object yet."""
+    keys = [info.key for info in store.list(table) if info.key.endswith(".parquet")]
+    if not keys:
+        return None
+    paths = [store.local_path(key) for key in keys]
+    if all(path is not None for path in paths):
+        return pl.scan_parquet([str(path) for path in paths], hive_partitioning=True)
+    frames = []
+    for key in keys:
+        partitions = [part.split("=", 1) for part in key.split("/")[1:-1] if "=" in part]
+        values = [pl.lit(_partition_value(value)).alias(name) for name, value in partitions]
+        frames.append(pl.scan_parquet(io.BytesIO(store.read_bytes(key))).with_columns(values))
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _partition_value(text: str) -> date | str:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def read_parquet(store: Store, key: str) -> pl.DataFrame:
+    path = store.local_path(key)
+    return pl.read_parquet(path if path is not None else io.BytesIO(store.read_bytes(key)))
+
+
+def rows_in(store: Store, key: str) -> int:
+    """Rows of one Parquet object (from its metadata)."""
+    return int(scan_parquet(store, [key]).select(pl.len()).collect().item())
+
+
+def iter_parquet(store: Store, key: str, rows: int) -> Iterator[pl.DataFrame]:
+    """A Parquet object in batches of at most `rows` rows, in file order (bounded memory)."""
+    path = store.local_path(key)
+    source: Any = path if path is not None else io.BytesIO(store.read_bytes(key))
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=rows):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        yield frame
+
+
+def write_parquet(store: Store, frame: pl.DataFrame, key: str) -> None:
+    """Write a frame as one whole Parquet object."""
+    with store.writing(key) as path:
+        frame.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL, statistics=True)
+
+
+def sink_parquet(store: Store, frame: pl.LazyFrame, key: str) -> None:
+    """Stream a lazy frame into one whole Parquet object, in bounded memory and in its row order."""
+    with store.writing(key) as path:
+        frame.sink_parquet(
+            path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL, statistics=True, maintain_order=True
+        )
+
+
+def sink_parquet_split(frames: Iterable[pl.LazyFrame], key: pl.Expr, folder: Path) -> list[list[Path]]:
+    """Stream lazy frames into scratch Parquet files in a local `folder`, grouped by the value of `key`
+    (the key itself is not written), in one pass and bounded memory; the files of each group.
+
+    Frames are written one after the other: a sink reading many files at once buffers far more.
+    Scratch files are read once and thrown away: fast compression, no statistics.
+    (Polars calls `PartitionBy` unstable; tests/test_lifetime.py runs this path on every change.)
+    """
+    for index, frame in enumerate(frames):
+        frame.sink_parquet(
+            # Small row groups: the writer buffers one per group, and there may be dozens of groups.
+            pl.PartitionBy(folder / str(index), key={"_group": key}, include_key=False),
+            compression="lz4",
+            statistics=False,
+            row_group_size=8192,
+            mkdir=True,
+        )
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob("*/_group=*/*.parquet")):
+        groups.setdefault(path.parent.name, []).append(path)
+    return list(groups.values())
+
+
+def scan_local(paths: list[Path]) -> pl.LazyFrame:
+    """Local scratch files (from `sink_parquet_split`) as one lazy frame."""
+    return pl.scan_parquet([str(path) for path in paths])
+
+
+class ParquetSink:
+    """One Parquet object written batch by batch (so a large input never sits whole in memory);
+    it appears whole at `close`, or not at all after `discard`."""
+
+    def __init__(
+        self,
+        store: Store,
+        key: str,
+        empty: pl.DataFrame,
+        dictionary: list[str] | None = None,
+        statistics: list[str] | None = None,
+    ) -> None:
+        """`dictionary`: the columns worth dictionary-encoding (few distinct values); `statistics`: the
+        columns readers filter on. Both default to all columns; naming them makes writing cheaper."""
+        self.key = key
+        self._pending: PendingWrite = store.open_write(key)
+        self._schema = _arrow(empty).schema
+        self._options: dict[str, Any] = {
+            "use_dictionary": True if dictionary is None else dictionary,
+            "write_statistics": True if statistics is None else statistics,
+        }
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self._pending.path,
+                self._schema,
+                compression=PARQUET_COMPRESSION,
+                compression_level=PARQUET_LEVEL,
+                **self._options,
+            )
+        table = _arrow(frame)
+        self._writer.write_table(table if table.schema == self._schema else table.cast(self._schema))
+
+    def close(self, key: str | None = None) -> None:
+        """Publish the object, at `key` when given (else at the key it was opened with)."""
+        if self._writer is None:
+            self.write(pl.from_arrow(self._schema.empty_table()))  # type: ignore[arg-type]
+        assert self._writer is not None
+        self._writer.close()
+        self._pending.commit(key)
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._pending.discard()
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    """The frame as Arrow without copying: polars keeps text as string views, which Parquet writes
+    directly (converting them to plain strings first cost a third of the write time)."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())

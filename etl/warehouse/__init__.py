@@ -1,0 +1,27 @@
+"""The warehouse: where each table lives (`layout`), which landing content was ingested (`registry`),
+how a run publishes all its objects at once (`journal`) and how one run at a time holds it (`lock`)."""
+
+from etl.warehouse.journal import Journal, apply_plan, recover, staging_key
+from etl.warehouse.layout import Layout
+from etl.warehouse.lock import writer_lock
+from etl.warehouse.registry import (
+    REGISTRY_VERSION,
+    RegisteredFile,
+    load_registry,
+    registry_document,
+    registry_version,
+)
+
+__all__ = [
+    "REGISTRY_VERSION",
+    "Journal",
+    "Layout",
+    "RegisteredFile",
+    "apply_plan",
+    "load_registry",
+    "recover",
+    "registry_document",
+    "registry_version",
+    "staging_key",
+    "writer_lock",
+]

@@ -1,0 +1,105 @@
+"""Publishing a run's objects together: stage, commit a plan, apply it.
+
+Every new object of a run is first written under `_state/journal/<run_id>/`, at the key it will have
+when published (so a unit of work in any process knows where to write without asking anyone). Then
+the plan of moves and deletions is committed, written once and only if absent: the point of no
+return. Then it is applied. A run killed before the commit leaves the tables as they were (the next
+run discards its staging); one killed after it is rolled forward by the next run (every step of a
+plan may be repeated). So every table ends either wholly old or wholly new.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from etl import storage
+from etl.faults import fault_point
+from etl.storage import Store
+from etl.warehouse.layout import JOURNAL, Layout
+
+PLAN = "plan.json"
+
+
+def journal_prefix(run_id: str) -> str:
+    return f"{JOURNAL}/{run_id}"
+
+
+def staging_key(run_id: str, target: str) -> str:
+    """Where a run stages the object it will publish at `target`."""
+    return f"{journal_prefix(run_id)}/{target}"
+
+
+class Journal:
+    """The objects one run stages, published together at `commit`."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.prefix = journal_prefix(run_id)
+        self._ops: dict[str, dict[str, str]] = {}  # by target: the last word on a target wins
+
+    def key(self, target: str) -> str:
+        """The staging key of `target`, for a writer that stages it itself (then `adopt`)."""
+        return staging_key(self.run_id, target)
+
+    def adopt(self, target: str) -> None:
+        """Publish at `target` the object written at `key(target)`."""
+        self._ops[target] = {"op": "replace", "src": self.key(target), "dst": target}
+
+    def put_parquet(self, frame: pl.DataFrame, target: str) -> None:
+        storage.write_parquet(self.store, frame, self.key(target))
+        self.adopt(target)
+
+    def put_json(self, data: Any, target: str) -> None:
+        storage.write_json(self.store, data, self.key(target))
+        self.adopt(target)
+
+    def delete(self, target: str) -> None:
+        self._ops[target] = {"op": "delete", "dst": target}
+
+    def scratch_prefix(self) -> str:
+        return f"{self.prefix}/scratch"
+
+    def commit(self) -> None:
+        """The point of no return: after this the run's changes are published, now or by the next run."""
+        fault_point("commit")
+        plan = storage.json_bytes({"ops": list(self._ops.values())})
+        if not self.store.put_if_absent(f"{self.prefix}/{PLAN}", plan):
+            raise RuntimeError(f"run {self.run_id} has a committed plan already")
+        fault_point("committed")
+        apply_plan(self.store, self.prefix)
+
+    def abandon(self) -> None:
+        """Drop an uncommitted run's objects; a committed plan stays for the next run to finish."""
+        if self.store.head(f"{self.prefix}/{PLAN}") is None:
+            self.store.delete_prefix(self.prefix)
+
+
+def apply_plan(store: Store, prefix: str) -> None:
+    """Carry out a committed plan; every step may be repeated, so a killed apply is simply redone."""
+    plan = storage.read_json(store, f"{prefix}/{PLAN}")
+    for op in plan["ops"]:
+        if op["op"] == "replace":
+            if store.head(op["src"]) is not None:
+                store.move(op["src"], op["dst"])
+        else:
+            store.delete(op["dst"])
+        fault_point("apply")
+    store.delete_prefix(prefix)
+
+
+def recover(layout: Layout) -> list[str]:
+    """Finish committed runs and discard uncommitted ones; what was done, for the log."""
+    done: list[str] = []
+    runs = sorted({info.key.split("/")[2] for info in layout.store.list(layout.journal_root)})
+    for run_id in runs:
+        prefix = journal_prefix(run_id)
+        if layout.store.head(f"{prefix}/{PLAN}") is not None:
+            apply_plan(layout.store, prefix)
+            done.append(f"completed the publish of interrupted run {run_id}")
+        else:
+            layout.store.delete_prefix(prefix)
+            done.append(f"discarded the unfinished work of interrupted run {run_id}")
+    return done

@@ -1,0 +1,18 @@
+"""Shared test settings: the one Hypothesis profile of every property test.
+
+No deadline (a first example pays for imports and Arrow's warm-up), no `too_slow` health check (the
+first draw of a text strategy builds Hypothesis' Unicode tables when .hypothesis/ is fresh), and
+function-scoped fixtures allowed: the property tests that use `tmp_path` overwrite what they write.
+Tests that cost more per example set their own `max_examples`, and nothing else.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "etl",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("etl")

@@ -1,0 +1,45 @@
+"""Feed files for command-line tests, built with the json module alone.
+
+The command-line tests use nothing of `etl` but the command, so they keep working while its modules move.
+The same builders as in tests/helpers.py, which also holds the library-level helpers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write(landing: Path, name: str, content: Any) -> Path:
+    """Write a feed file: bytes exactly as given; str, or anything else as JSON, encoded (and gzipped
+    for `.gz` names)."""
+    path = landing / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+        return path
+    data = (content if isinstance(content, str) else json.dumps(content)).encode("utf-8")
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    return path
+
+
+def ndjson(records: list[Any]) -> str:
+    return "".join(json.dumps(record) + "\n" for record in records)
+
+
+def record(
+    user: str = "U1", event: str = "Message Sent", ts: str = "2024-05-01T10:00:00Z", **fields: Any
+) -> dict[str, Any]:
+    return {"id": user, "event": event, "timestamp": ts, **fields}
+
+
+def day_file_records(day: int, users: range, campaign: str = "C1") -> list[dict[str, Any]]:
+    """Sent and Delivered for each user on 2024-05-<day>."""
+    ts = f"2024-05-{day:02d}T10:00:00Z"
+    return [
+        record(f"u{u}", event, ts, campaignId=campaign)
+        for u in users
+        for event in ("Message Sent", "Message Delivered")
+    ]

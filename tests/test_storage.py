@@ -1,0 +1,165 @@
+"""The storage interface, on local disk and in memory: the same behaviour behind one API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl import storage
+from etl.storage import Store, open_object, open_store
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "local":
+        yield open_store(tmp_path / "root")
+        return
+    location = f"memory://test-{secrets.token_hex(4)}"
+    yield open_store(location)
+    storage.forget_memory(location)
+
+
+def test_put_list_head_read(store: Store) -> None:
+    store.put("b/two.json", b"2")
+    store.put("a/one.json", b"one")
+    listed = store.list()
+    assert [(info.key, info.size) for info in listed] == [("a/one.json", 3), ("b/two.json", 1)]
+    assert [info.key for info in store.list("a")] == ["a/one.json"]
+    assert store.list("nothing-here") == []
+    head = store.head("a/one.json")
+    assert head is not None and head.size == 3 and head.etag and head.name == "one.json"
+    assert store.head("a/missing.json") is None
+    assert store.read_bytes("a/one.json") == b"one"
+    with pytest.raises(FileNotFoundError):
+        store.read_bytes("a/missing.json")
+
+
+def test_reads_stream_in_bounded_chunks(store: Store) -> None:
+    data = os.urandom(10_000)
+    store.put("blob", data)
+    chunks = list(store.read_chunks("blob", chunk_bytes=1024))
+    assert b"".join(chunks) == data and max(len(chunk) for chunk in chunks) <= 1024
+
+
+def test_a_replaced_object_gets_a_new_etag(store: Store) -> None:
+    store.put("x", b"old")
+    before = store.head("x")
+    store.put("x", b"new content")
+    after = store.head("x")
+    assert before is not None and after is not None and before.etag != after.etag
+
+
+def test_put_if_absent_writes_once(store: Store) -> None:
+    assert store.put_if_absent("lock", b"first")
+    assert not store.put_if_absent("lock", b"second")
+    assert store.read_bytes("lock") == b"first"
+
+
+def test_replace_if_unchanged(store: Store) -> None:
+    store.put("lease", b"v1")
+    tag = store.head("lease").etag  # type: ignore[union-attr]
+    assert store.replace_if_unchanged("lease", b"v2", tag)
+    assert not store.replace_if_unchanged("lease", b"v3", tag)  # it changed since
+    assert store.read_bytes("lease") == b"v2"
+    assert not store.replace_if_unchanged("gone", b"v1", tag)
+    assert store.head("gone") is None
+
+
+def test_copy_move_delete(store: Store) -> None:
+    store.put("a/x", b"x")
+    store.copy("a/x", "b/y")
+    store.move("a/x", "c/z")
+    assert [info.key for info in store.list()] == ["b/y", "c/z"]
+    store.delete("b/y")
+    store.delete("b/y")  # a missing object is fine
+    store.put("d/1", b"1")
+    store.put("d/e/2", b"2")
+    store.delete_prefix("d")
+    assert [info.key for info in store.list()] == ["c/z"]
+
+
+def test_a_failed_write_leaves_nothing(store: Store) -> None:
+    store.put("t", b"old")
+    with pytest.raises(RuntimeError), store.writing("t") as path:
+        path.write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert store.read_bytes("t") == b"old"
+    assert [info.key for info in store.list()] == ["t"]
+
+
+def test_parquet_sink_publishes_whole_at_close_or_not_at_all(store: Store) -> None:
+    frame = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    sink = storage.ParquetSink(store, "staging/x.parquet", frame.clear())
+    sink.write(frame)
+    assert store.head("staging/x.parquet") is None
+    sink.close("final/hash.parquet")  # the key chosen once the content is known
+    assert storage.read_parquet(store, "final/hash.parquet").equals(frame)
+    discarded = storage.ParquetSink(store, "staging/y.parquet", frame.clear())
+    discarded.write(frame)
+    discarded.discard()
+    assert [info.key for info in store.list()] == ["final/hash.parquet"]
+
+
+def test_tables_scan_with_partition_columns(store: Store) -> None:
+    for day, values in ((date(2024, 5, 1), [1, 2]), (date(2024, 5, 2), [3])):
+        key = f"events/event_date={day.isoformat()}/part-0.parquet"
+        storage.write_parquet(store, pl.DataFrame({"v": values}), key)
+    table = storage.scan_table(store, "events")
+    assert table is not None
+    rows = table.sort("v").collect()
+    assert rows["v"].to_list() == [1, 2, 3]
+    assert rows["event_date"].to_list() == [date(2024, 5, 1), date(2024, 5, 1), date(2024, 5, 2)]
+    assert storage.scan_table(store, "nothing") is None
+    keys = [info.key for info in store.list("events")]
+    tagged = storage.scan_parquet(store, keys, key_column="_key").collect()
+    assert set(tagged["_key"]) == set(keys)
+
+
+def test_bytes_are_decompressed_and_hashed_while_read(store: Store) -> None:
+    import gzip
+    import hashlib
+
+    raw = b"line\n" * 50_000
+    packed = gzip.compress(raw)
+    store.put("f.ndjson.gz", packed)
+    content = storage.ContentHash()
+    read = b"".join(storage.iter_bytes(store, "f.ndjson.gz", chunk_bytes=4096, content=content))
+    assert read == raw
+    assert content.hexdigest() == hashlib.sha256(packed).hexdigest() == storage.sha256_of(store, "f.ndjson.gz")
+
+
+def test_local_folder_is_created_only_by_the_first_write(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "later")
+    assert not store.exists() and store.list() == [] and store.head("x") is None
+    assert not (tmp_path / "later").exists()
+    store.put("x", b"1")
+    assert store.exists()
+
+
+def test_local_links_out_of_the_root_are_flagged_and_folders_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text("{}")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "inside.json").write_text("{}")
+    (root / "link.json").symlink_to(outside / "secret.json")
+    (root / "alias.json").symlink_to(root / "inside.json")
+    (root / "folder").symlink_to(outside)
+    listed = {info.key: info.escapes_root for info in open_store(root).list()}
+    assert listed == {"alias.json": False, "inside.json": False, "link.json": True}
+
+
+def test_locations_name_their_store(tmp_path: Path) -> None:
+    parent, key = open_object(tmp_path / "out" / "report.html")
+    assert key == "report.html" and parent.describe() == str(tmp_path / "out")
+    memory, memory_key = open_object("memory://reports/a/b.html")
+    assert memory.location == "memory://reports" and memory_key == "a/b.html"
+    with pytest.raises(storage.UnsupportedLocation, match="ftp://"):
+        open_store("ftp://host/x")
