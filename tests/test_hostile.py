@@ -253,6 +253,7 @@ def _bomb(path: Path, expanded: int, shape: str) -> None:
         out.write(end)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("shape", ["json", "ndjson"])
 def test_decompression_bomb_keeps_memory_bounded(tmp_path: Path, shape: str) -> None:
     landing = tmp_path / "landing"
@@ -378,16 +379,7 @@ def test_valid_records_always_load_unchanged(tmp_path: Path, records: list[dict[
 mutation = st.sampled_from(["drop", "retype", "corrupt", "truncate", "none"])
 
 
-@settings(max_examples=80)
-@given(
-    st.lists(
-        st.tuples(valid_records, mutation, st.integers(0, 1000), st.binary(min_size=1, max_size=3)),
-        min_size=1,
-        max_size=6,
-    ),
-    st.booleans(),
-)
-def test_mutated_records_load_or_quarantine_never_crash(tmp_path: Path, cases: list[Any], as_array: bool) -> None:
+def mutated_feed(cases: list[Any], as_array: bool) -> bytes:
     pieces: list[bytes] = []
     for rec, how, where, noise in cases:
         rec = dict(rec)
@@ -402,10 +394,27 @@ def test_mutated_records_load_or_quarantine_never_crash(tmp_path: Path, cases: l
         elif how == "truncate":
             data = data[: where % len(data)]
         pieces.append(data)
-    content = (b"[" + b",\n".join(pieces) + b"]") if as_array else b"\n".join(pieces) + b"\n"
+    return (b"[" + b",\n".join(pieces) + b"]") if as_array else b"\n".join(pieces) + b"\n"
+
+
+mutated_cases = st.lists(
+    st.tuples(valid_records, mutation, st.integers(0, 1000), st.binary(min_size=1, max_size=3)), min_size=1, max_size=6
+)
+
+
+@settings(max_examples=80)
+@given(mutated_cases, st.booleans())
+def test_mutated_records_load_or_quarantine_never_crash(tmp_path: Path, cases: list[Any], as_array: bool) -> None:
+    outcome = ingest_text("f.json" if as_array else "f.ndjson", mutated_feed(cases, as_array), tmp_path)
+    assert outcome.read == outcome.events.height + outcome.quarantine.height
+
+
+@settings(max_examples=15)
+@given(mutated_cases, st.booleans())
+def test_a_run_over_mutated_records_accounts_for_every_one(tmp_path: Path, cases: list[Any], as_array: bool) -> None:
     landing = tmp_path / "landing"
     shutil.rmtree(landing, ignore_errors=True)
-    write(landing, "f.json" if as_array else "f.ndjson", content)
+    write(landing, "f.json" if as_array else "f.ndjson", mutated_feed(cases, as_array))
     shutil.rmtree(tmp_path / "wh", ignore_errors=True)
     result = run_at(landing, tmp_path / "wh")
     assert result.exit_code in (0, 3)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.reading import Limits, Tuning
+from etl.reading import ROW_COLUMNS, Limits, Tuning, read_batches
 from etl.reading.fast import array_block, read_block
 from etl.reading.scan import object_bounds
 from tests.helpers import INGESTED_AT, ingest_text
@@ -60,10 +60,28 @@ lines = st.lists(st.one_of(clean.map(json.dumps), clean.map(json.dumps), odd_lin
 def outcome_rows(
     tmp_path: Path, content: str, vectorised: bool = True, name: str = "f.ndjson", tuning: Tuning = Tuning()
 ) -> tuple[Any, ...]:
-    outcome = ingest_text(name, content, tmp_path, limits=Limits(vectorised=vectorised, tuning=tuning))
-    events = outcome.events.sort("_ordinal")
-    quarantine = outcome.quarantine.sort("position")
-    return outcome.read, events.rows(), quarantine.rows()
+    """What reading gives, before judging: the record count, every row with its ordinal and raw text,
+    every rejection, and whether any record parsed. Judging is one function of exactly these, the
+    same for both paths, so equal reading means equal events and quarantine (checked once below)."""
+    limits = Limits(vectorised=vectorised, tuning=tuning)
+    count, rows, rejections, parsed = 0, [], [], False
+    for batch in read_batches(name, iter([content.encode("utf-8")]), limits):
+        count += batch.count
+        parsed = parsed or batch.parsed
+        if batch.frame is not None:
+            raw_of = batch.raw_of
+            assert raw_of is not None
+            for k, row in enumerate(batch.frame.select(ROW_COLUMNS).rows()):
+                rows.append((batch.first_ordinal + k, *row[:-1], raw_of(k)))
+        else:
+            rows += [(ordinal, *row) for ordinal, row in zip(batch.ordinals, batch.rows, strict=True)]
+        rejections += [(r.ordinal, r.position, r.raw, r.reason, r.detail) for r in batch.rejections]
+    return count, parsed, rows, rejections
+
+
+def judged_rows(tmp_path: Path, content: str, vectorised: bool = True) -> tuple[Any, ...]:
+    outcome = ingest_text("f.ndjson", content, tmp_path, limits=Limits(vectorised=vectorised))
+    return outcome.read, outcome.events.sort("_ordinal").rows(), outcome.quarantine.sort("position").rows()
 
 
 @settings(max_examples=120)
@@ -73,6 +91,13 @@ def test_vectorised_and_record_by_record_paths_agree(
 ) -> None:
     content = newline.join(records) + (newline if final_newline else "")
     assert outcome_rows(tmp_path, content) == outcome_rows(tmp_path, content, vectorised=False)
+
+
+@settings(max_examples=30)
+@given(lines)
+def test_both_paths_judge_to_the_same_events_and_quarantine(tmp_path: Path, records: list[str]) -> None:
+    content = "\n".join(records) + "\n"
+    assert judged_rows(tmp_path, content) == judged_rows(tmp_path, content, vectorised=False)
 
 
 def test_clean_blocks_take_the_vectorised_path() -> None:
