@@ -40,7 +40,11 @@ def funnel_in_shares(events: pl.LazyFrame, keys: list[str], shares: int) -> pl.D
 def funnel_of_user_shares(parts: Iterable[pl.LazyFrame], keys: list[str]) -> pl.DataFrame:
     """The funnel over `keys` of events given as parts that split the users (no user in two parts),
     counted one part at a time."""
-    counts = [_counts(part, keys).collect(engine="streaming") for part in parts]
+    return funnel_from_counts([funnel_counts(part, keys).collect(engine="streaming") for part in parts], keys)
+
+
+def funnel_from_counts(counts: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
+    """The funnel from the `funnel_counts` of parts that split the users: their sums, and the rates."""
     totals = pl.concat(counts).lazy().group_by(keys).agg(pl.all().sum())
     return _finish(totals, keys).collect()
 
@@ -56,10 +60,11 @@ def daily_funnel(events: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _funnel(events: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    return _finish(_counts(events, keys), keys)
+    return _finish(funnel_counts(events, keys), keys)
 
 
-def _counts(events: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+def funnel_counts(events: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Event counts and distinct users per event type over `keys`, before rates."""
     counts = [(pl.col("event") == event).sum().cast(pl.Int64).alias(name) for event, name in FUNNEL_NAMES.items()]
     uniques = [
         pl.col("user_id").filter(pl.col("event") == event).n_unique().cast(pl.Int64).alias(f"unique_{name}")

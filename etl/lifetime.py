@@ -17,10 +17,10 @@ from datetime import date
 import polars as pl
 
 from etl import storage
-from etl.funnel import funnel_of_user_shares, lifetime_funnel, lifetime_funnel_in_shares, user_share
+from etl.funnel import funnel_counts, funnel_from_counts, funnel_of_user_shares, lifetime_funnel, user_share
 from etl.settings import Tuning
 from etl.shares import rows_of, share_count
-from etl.storage import Store
+from etl.storage import Store, open_store
 from etl.warehouse import Layout
 
 log = logging.getLogger("etl")
@@ -40,9 +40,40 @@ class DateFiles:
 class LifetimeCount:
     """Where a lifetime count reads and writes: the warehouse, a prefix for scratch files, the sizes."""
 
-    store: Store
+    warehouse: str
     scratch_prefix: str
     tuning: Tuning
+
+
+#: Only these campaigns (None: every one).
+Campaigns = tuple[str | None, ...] | None
+
+
+@dataclass(frozen=True)
+class ShareJob:
+    """One user share of the events in some partitions: the unit of work of the lifetime count."""
+
+    keys: tuple[str, ...]  # events partitions (published, or staged in the journal)
+    campaigns: Campaigns
+    share: int
+    shares: int
+
+
+def count_share(warehouse: str, job: ShareJob) -> pl.DataFrame:
+    """The funnel counts of one user share, one row per campaign (a small frame: no rates yet)."""
+    events = _columns(open_store(warehouse), list(job.keys), job.campaigns)
+    if job.shares > 1:
+        events = events.filter(user_share(job.shares) == job.share)
+    return funnel_counts(events, ["campaign_id"]).collect(engine="streaming")
+
+
+def _columns(store: Store, keys: list[str], campaigns: Campaigns) -> pl.LazyFrame:
+    frame = storage.scan_parquet(store, keys).select(*FUNNEL_INPUT)
+    return frame if campaigns is None else frame.filter(_of(campaigns))
+
+
+def _of(campaigns: tuple[str | None, ...]) -> pl.Expr:
+    return pl.col("campaign_id").is_in(pl.Series(campaigns, dtype=pl.String).implode(), nulls_equal=True)
 
 
 def lifetime_after_run(layout: Layout, rebuilt: dict[date, DateFiles | None], count: LifetimeCount) -> pl.DataFrame:
@@ -82,37 +113,34 @@ def _recount_touched(
     funnels = [key for key in funnels_before if layout.store.head(key)] + funnels_now
     if not funnels:
         return previous
-    touched = storage.scan_parquet(layout.store, funnels).select(pl.col("campaign_id").unique()).collect().to_series()
-    of_touched = pl.col("campaign_id").is_in(touched.implode(), nulls_equal=True)
-    dates = _dates_listing(layout.store, of_touched, {day: files.funnel for day, files in after.items()})
-    recounted = count_lifetime([after[day].events for day in dates], of_touched, count)
-    kept = previous.filter(~of_touched)
+    listed = storage.scan_parquet(layout.store, funnels).select(pl.col("campaign_id").unique()).collect()
+    touched = tuple(listed.to_series().to_list())
+    dates = _dates_listing(layout.store, _of(touched), {day: files.funnel for day, files in after.items()})
+    recounted = count_lifetime([after[day].events for day in dates], touched, count)
+    kept = previous.filter(~_of(touched))
     return pl.concat([kept, recounted]).sort("campaign_id", nulls_last=True)
 
 
-def count_lifetime(events: list[str], keep: pl.Expr | None, count: LifetimeCount) -> pl.DataFrame:
-    """The lifetime funnel of the events (those matching `keep`) in the given partition objects.
+def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount) -> pl.DataFrame:
+    """The lifetime funnel of the events (of `campaigns` only, unless None) in the given partitions.
 
     Distinct users need every event of a user in one place: when the events are too many to hold
-    their user sets at once, one pass splits them into user shares (scratch files), then each share
-    is counted on its own; the shares add up exactly.
+    their user sets at once, they are counted one user share at a time (`count_share`), each a
+    filtered pass over the partitions; past `max_passes` shares, one pass first splits them into
+    share scratch files, then each share is counted on its own. The shares add up exactly.
     """
     if not events:
         return lifetime_funnel(pl.LazyFrame(schema=FUNNEL_INPUT)).collect()
-
-    store, tuning = count.store, count.tuning
-
-    def columns(keys: list[str]) -> pl.LazyFrame:
-        frame = storage.scan_parquet(store, keys).select(*FUNNEL_INPUT)
-        return frame if keep is None else frame.filter(keep)
-
+    store, tuning = open_store(count.warehouse), count.tuning
     # Without a filter the rows are known from the files' metadata; with one, counting reads one column.
-    rows = rows_of(storage.scan_parquet(store, events) if keep is None else columns(events))
+    rows = rows_of(storage.scan_parquet(store, events) if campaigns is None else _columns(store, events, campaigns))
     shares = share_count(rows, tuning.share_rows)
     if shares <= tuning.max_passes:
-        return lifetime_funnel_in_shares(columns(events), shares)
+        jobs = [ShareJob(tuple(events), campaigns, share, shares) for share in range(shares)]
+        return funnel_from_counts([count_share(count.warehouse, job) for job in jobs], ["campaign_id"])
+    # The scratch files are local to this process: the shares of a split are counted here.
     with store.scratch(count.scratch_prefix) as folder:
-        pieces = (columns(keys) for keys in _runs_of_rows(store, events, tuning.split_rows))
+        pieces = (_columns(store, keys, campaigns) for keys in _runs_of_rows(store, events, tuning.split_rows))
         groups = storage.sink_parquet_split(pieces, user_share(shares), folder)
         parts = [storage.scan_local(files) for files in groups] or [pl.LazyFrame(schema=FUNNEL_INPUT)]
         return funnel_of_user_shares(parts, ["campaign_id"])

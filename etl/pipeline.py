@@ -259,7 +259,7 @@ def _rebuild_and_stage(
             deleted.append(result.day.isoformat())
             rebuilt[result.day] = None
     if rebuilt:
-        count = LifetimeCount(layout.store, journal.scratch_prefix(), settings.tuning)
+        count = LifetimeCount(settings.warehouse, journal.scratch_prefix(), settings.tuning)
         journal.put_parquet(lifetime_after_run(layout, rebuilt, count), layout.lifetime_funnel)
     timer.lap("lifetime funnel")
     stage_quarantine(layout, journal, staged)

@@ -18,9 +18,10 @@ from functools import partial
 
 import polars as pl
 
+from contracts import staged_event_schema
 from etl import storage
 from etl.faults import fault_point
-from etl.ingest import Provenance, empty_events, ingest_file
+from etl.ingest import Provenance, ingest_file
 from etl.landing import LandingFile
 from etl.overlap import Behind
 from etl.reading import Limits
@@ -97,8 +98,11 @@ def stage_file(
 
 
 def staged_sink(store: Store, key: str) -> ParquetSink:
-    """A staged copy: a file's valid events as judged, without `source_sha256` (its key says it)."""
-    return ParquetSink(store, key, empty_events().drop("source_sha256"), _FEW_VALUES, ["event_date"])
+    """A staged copy (`contracts.staged_event_schema`): a file's valid events as judged, without
+    `source_sha256` (its key says it)."""
+    columns = staged_event_schema().columns.items()
+    empty = pl.DataFrame(schema={name: column.dtype.type for name, column in columns})
+    return ParquetSink(store, key, empty, _FEW_VALUES, ["event_date"])
 
 
 def write_by_date(events: pl.DataFrame, sink: Callable[[pl.DataFrame], None]) -> None:

@@ -401,3 +401,36 @@ def test_a_version_1_warehouse_is_upgraded_without_losing_or_doubling_events(tmp
     assert set(staged["event_id"]) == set(events(upgraded)["event_id"])  # no old id left behind
     assert json.loads((upgraded / "_state" / "registry.json").read_text())["version"] == REGISTRY_VERSION
     assert run_at(tmp_path / "upgraded" / "landing", upgraded).nothing_to_do
+
+
+def test_a_reprocessed_file_that_now_quarantines_nothing_leaves_the_quarantine(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", [record("u1"), record("u2", note="x" * 400)])
+    first = run_at(landing, wh, max_record_bytes=300)
+    assert first.document["totals"]["quarantined"] == 1 and table(wh, "quarantine").height == 1
+    again = reprocess(Settings(landing, wh), date(2024, 5, 1), date(2024, 5, 1), clock=fixed_clock(INGESTED_AT))
+    assert again.document["totals"]["quarantined"] == 0
+    assert table(wh, "quarantine").is_empty()  # the partition held only this file's rows: it is gone
+    assert events(wh)["user_id"].sort().to_list() == ["u1", "u2"]
+
+
+def test_a_warehouse_in_memory_gets_the_same_tables_as_on_disk(tmp_path: Path) -> None:
+    from etl import tables
+    from etl.storage import forget_memory, open_store
+
+    landing = tmp_path / "landing"
+    write(landing, "a.json", [*day_file_records(1, range(4)), record("u9", "Message Oops")])
+    write(landing, "b.ndjson", ndjson([*day_file_records(1, range(2, 6)), *day_file_records(2, range(3))]))
+    location = "memory://test-pipeline-warehouse"
+    try:
+        in_memory = run_at(landing, location)  # type: ignore[arg-type]
+        on_disk = run_at(landing, tmp_path / "wh")
+        assert in_memory.document["totals"] == on_disk.document["totals"]
+        memory, disk = open_store(location), open_store(tmp_path / "wh")
+        assert tables.lifetime(memory).equals(tables.lifetime(disk))
+        assert tables.daily(memory).equals(tables.daily(disk))
+        assert tables.event_count(memory) == tables.event_count(disk) == 18  # 12 on day 1, 6 on day 2
+        assert [i.key for i in memory.list("_state/journal")] == []
+        assert run_at(landing, location).nothing_to_do  # type: ignore[arg-type]
+    finally:
+        forget_memory(location)

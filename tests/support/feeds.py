@@ -1,7 +1,7 @@
 """Feed files for command-line tests, built with the json module alone.
 
-The command-line tests use nothing of `etl` but the command, so they keep working while its modules move.
-The same builders as in tests/helpers.py, which also holds the library-level helpers.
+They use nothing of `etl`: the command-line tests build their feeds with them alone, and
+tests/helpers.py (the library-level helpers) re-exports them.
 """
 
 from __future__ import annotations
