@@ -26,6 +26,8 @@ class LandingFile:
 class Discovery:
     files: list[LandingFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # files passed over, and why
+    unreadable: list[str] = field(default_factory=list)  # the notes on files that could not be read
+    present: set[str] = field(default_factory=set)  # every feed file's name, read now or not
 
 
 #: (name, size, etag) -> SHA-256 of files already hashed, so they are not read again.
@@ -54,6 +56,7 @@ def discover(
     for info in landing.list():
         if not is_feed_file(info.name):
             continue
+        found.present.add(info.key)
         if info.escapes_root:
             found.notes.append(f"{info.key}: skipped, a symbolic link pointing outside the landing zone")
             continue
@@ -69,7 +72,8 @@ def discover(
             try:
                 sha256 = storage.sha256_of(landing, info.key)
             except OSError as err:
-                found.notes.append(f"{info.key}: skipped, cannot be read ({err.strerror or err})")
+                found.unreadable.append(f"{info.key}: skipped, cannot be read ({err.strerror or err})")
+                found.notes.append(found.unreadable[-1])
                 continue
         found.files.append(LandingFile(info.key, sha256, info.size, info.etag))
     return found

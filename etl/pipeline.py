@@ -142,12 +142,16 @@ def _execute(settings: Settings, window: Window, clock: Clock, progress: Progres
                 settings, layout, journal, registry, plan, staged, staged_keys, window, started, progress, timer
             )
             manifest.notes = notes + manifest.notes
+            if window and not upgrade and not plan.new and not manifest.dates_written + manifest.dates_deleted:
+                journal.abandon()  # a reprocess of a range without events: nothing to change
+                log.info("no events between %s and %s: nothing was rebuilt", *window)
+                return RunResult(run_id, None, None, EXIT_OK, notes=notes)
             exit_code, manifest.outcome = verdict(manifest.totals, settings.max_reject_rate)
             manifest.timings = timer.laps
             manifest.finished_at = clock().isoformat()
             journal.put_json(manifest.document(), Layout.manifest(run_id))
             journal.commit()
-            _log_done(manifest)
+            _log_done(manifest, exit_code)
         except BaseException:
             journal.abandon()
             raise
@@ -161,7 +165,9 @@ def _discover_and_plan(
     # A reprocess matches landing files to registered ones by content: everything is hashed first.
     sizes = None if window else {entry.size for entry in registry.values()}
     discovery = discover(landing, min_file_age, known, sizes)
-    plan = make_plan(discovery.files, registry, reprocessing=window is not None)
+    for note in discovery.unreadable:  # said every run, also with --quiet: the file waits for a fix
+        log.warning(note)
+    plan = make_plan(discovery.files, registry, reprocessing=window is not None, present=discovery.present)
     plan.notes = discovery.notes + plan.notes
     return plan
 
@@ -190,6 +196,7 @@ def _read_all(
             )
         except OSError as err:  # it could not even be hashed: like a file that cannot be opened
             unread.append(f"{file.name}: skipped, cannot be read ({err.strerror or err})")
+            log.warning(unread[-1])
             continue
         if is_new:
             read_new.append(result.file)
@@ -348,7 +355,13 @@ def _manifest(
     )
 
 
-def _log_done(manifest: Manifest) -> None:
+def _log_done(manifest: Manifest, exit_code: int) -> None:
+    """The run's last log lines: a summary, and (kept by --quiet) why it exits with a non-zero code."""
+    if exit_code != EXIT_OK:
+        for file in manifest.files:
+            if file.rejected_reason:
+                log.warning("rejected %s: %s", file.name, file.rejected_reason, extra={"file": file.name})
+        log.warning("run %s %s (exit %d)", manifest.run_id, manifest.outcome, exit_code)
     totals = manifest.totals
     counts = {"read": totals.read, "loaded": totals.loaded, "quarantined": totals.quarantined}
     counts["duplicates"] = totals.duplicates

@@ -29,10 +29,17 @@ class Plan:
         return sum(file.size for file in self.new) + sum(file.size for file, _ in self.reparse)
 
 
-def make_plan(found: list[LandingFile], registry: dict[str, RegisteredFile], reprocessing: bool) -> Plan:
+def make_plan(
+    found: list[LandingFile],
+    registry: dict[str, RegisteredFile],
+    reprocessing: bool,
+    present: set[str] | None = None,
+) -> Plan:
     """Match the landing files to the registry by content: new content is read; registered content
     is skipped by a run and read again by a reprocess; registered content no longer in the landing
-    zone keeps its events."""
+    zone keeps its events. `present`: the name of every feed file in the zone, also those passed
+    over this time (they are not said to be gone)."""
+    present = {file.name for file in found} if present is None else present
     plan = Plan()
     by_sha: dict[str, LandingFile] = {}
     registered_paths = {entry.path: entry for entry in registry.values()}
@@ -57,7 +64,9 @@ def make_plan(found: list[LandingFile], registry: dict[str, RegisteredFile], rep
     for entry in sorted(registry.values(), key=lambda e: (e.first_ingested_at, e.path)):
         landing_file = by_sha.get(entry.sha256)
         if landing_file is None:
-            plan.notes.append(f"{entry.path}: ingested before but no longer in the landing zone; its events are kept")
+            if entry.path not in present:  # (a file there now holds other content, or waits its turn)
+                gone = "ingested before but no longer in the landing zone; its events are kept"
+                plan.notes.append(f"{entry.path}: {gone}")
             plan.kept.append(entry)
         elif reprocessing:
             plan.reparse.append((landing_file, entry))

@@ -9,12 +9,25 @@ import polars as pl
 
 from contracts import DailyFunnel, LifetimeFunnel, QuarantineRecord
 from etl import storage
-from etl.storage import Store
+from etl.errors import EtlError
+from etl.storage import Store, open_store
 from etl.warehouse import Layout
 from etl.warehouse.layout import DAILY_FUNNEL, EVENTS, QUARANTINE
 
 LIFETIME_COLUMNS = list(LifetimeFunnel.to_schema().columns)
 DAILY_COLUMNS = ["event_date", *LIFETIME_COLUMNS]
+
+
+def open_warehouse(location: str) -> Store:
+    """The warehouse at `location`, for reading; an error when nothing of a warehouse is there (a
+    mistyped location must not read as an empty warehouse)."""
+    store = open_store(location)
+    if not Layout(store).is_warehouse():
+        raise EtlError(
+            f"{store.describe()} is not a warehouse (it holds no tables and no runs): "
+            "check --warehouse (or ETL_WAREHOUSE), or run `etl run` first"
+        )
+    return store
 
 
 def empty_table(model: type[pa.DataFrameModel]) -> pl.DataFrame:

@@ -14,7 +14,6 @@ from contracts import column_labels
 from etl import tables
 from etl.cli.common import DATE_FORMATS, WarehouseOption, as_date, friendly_errors, out
 from etl.settings import DEFAULT_WAREHOUSE
-from etl.storage import open_store
 
 
 class MetricsFormat(StrEnum):
@@ -35,7 +34,10 @@ def metrics(
 
     Example: etl metrics --campaign 1001 --from 2024-03-01 --to 2024-03-07 --format csv
     """
-    frame = tables.metrics(open_store(warehouse), campaign, as_date(start), as_date(end))
+    first, last = as_date(start), as_date(end)
+    if first and last and first > last:
+        raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
+    frame = tables.metrics(tables.open_warehouse(warehouse), campaign, first, last)
     if format is MetricsFormat.csv:
         typer.echo(frame.write_csv(), nl=False)
     elif format is MetricsFormat.json:

@@ -9,7 +9,8 @@ import typer
 from etl.cli.common import WarehouseOption, friendly_errors, out
 from etl.report import write_report
 from etl.settings import DEFAULT_WAREHOUSE
-from etl.storage import open_object, open_store
+from etl.storage import open_object
+from etl.tables import open_warehouse
 
 
 @friendly_errors
@@ -23,6 +24,6 @@ def report(
 
     Example: etl report --out funnel.html
     """
-    store = open_store(warehouse)
+    store = open_warehouse(warehouse)
     target, key = open_object(out_file) if out_file else (store, "report.html")
     out.print(f"report written to {write_report(store, target, key)}")

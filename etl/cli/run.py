@@ -97,8 +97,12 @@ def reprocess(
     settings = Settings(landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth)
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.reprocess(settings, first, last, progress=hooks)
-    if not quiet and result.manifest and not result.manifest.dates_written + result.manifest.dates_deleted:
-        say(f"No events between {first} and {last}: no date was rebuilt.")
+    if result.nothing_to_do:
+        if not quiet:
+            say(f"No events between {first} and {last}: nothing was rebuilt; the warehouse is unchanged.")
+            for note in result.notes:
+                say(f"  note: {note}")
+        raise typer.Exit(result.exit_code)
     _finish(result, quiet)
 
 
@@ -134,6 +138,8 @@ def render_summary(result: pipeline.RunResult) -> None:
     table.add_section()
     table.add_row("total", "", *(f"{getattr(totals, k):,}" for k in counted))
     out.print(table)
+    if manifest.mode == "reprocess":
+        say("counts are of the whole files read again (every date they hold), not only of the range")
     say(
         f"files: {totals.files_new} new, {totals.files_reprocessed} reprocessed, "
         f"{totals.files_skipped} already ingested, {totals.files_rejected} rejected"

@@ -382,6 +382,12 @@ def _bad_value(
 ) -> Unit:
     if end is None and len(buffer.text) - start > limits.max_record_bytes:
         return _skip_oversized(buffer, position, start, limits)
+    if end is None and error_pos == start and not buffer.read_error and buffer.text[start] not in '{["':
+        # Not a record cut short: text that does not begin a JSON value at all (say, a CSV or a log).
+        line, column = buffer.line_at(start), buffer.column_at(start)
+        shown = buffer.text[start : start + 40].split("\n", 1)[0]
+        detail = f"not JSON: `{shown}` at line {line}, column {column} does not begin a JSON value"
+        return _cut(buffer, position, start, None, ("invalid_json", detail))
     if end is None:
         why = buffer.read_error or "the file ends inside this record"
         buffer.read_error_reported = True
