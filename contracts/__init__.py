@@ -1,6 +1,13 @@
 """The event contract as pandera models: the one source of truth for columns, types, rules and docs."""
 
-from contracts.events import Event, EventCandidate, event_columns, partition_columns, staged_event_schema
+from contracts.events import (
+    Event,
+    EventCandidate,
+    event_columns,
+    partition_columns,
+    required_columns,
+    staged_event_schema,
+)
 from contracts.funnel import DailyFunnel, LifetimeFunnel, column_labels, rate_definitions
 from contracts.quarantine import QuarantineRecord
 from contracts.reasons import REASON_CODES, REASONS, Reason
@@ -24,5 +31,6 @@ __all__ = [
     "event_key",
     "partition_columns",
     "rate_definitions",
+    "required_columns",
     "staged_event_schema",
 ]

@@ -48,7 +48,7 @@ def contract_markdown() -> str:
                 f"| {_cell(rule)} | {_cell(column['description'])} |"
             )
         if table["rules"]:
-            lines += ["", "Table rules: " + "; ".join(table["rules"]) + "."]
+            lines += ["", "Table rules: " + "; ".join(rule.rstrip(".") for rule in table["rules"]) + "."]
         lines.append("")
     lines += ["### Event names", ""] + [f"- `{name}`" for name in doc["event_names"]] + [""]
     lines += ["### Accepted timestamps", "", "| example | meaning |", "|---|---|"]

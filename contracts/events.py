@@ -111,6 +111,13 @@ def _is_partition(column: object) -> bool:
     return bool(metadata.get("partition"))
 
 
+def required_columns(model: type[pa.DataFrameModel]) -> list[str]:
+    """The columns of a table's files that the contract says are never null (partition keys live in
+    the path, not in the files)."""
+    columns = model.to_schema().columns.items()
+    return [name for name, column in columns if not column.nullable and not _is_partition(column)]
+
+
 def partition_columns(model: type[pa.DataFrameModel]) -> list[str]:
     return [name for name, column in model.to_schema().columns.items() if _is_partition(column)]
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from etl.errors import EtlError
+from etl.errors import UsageError
 from etl.ingest import Provenance, ingest_file
 from etl.landing import LandingFile, discover
 from etl.reading import Limits
@@ -29,6 +29,7 @@ class FileCheck:
 @dataclass
 class ValidationReport:
     files: list[FileCheck] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)  # folders given that hold no feed file
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     notes_are_errors: bool = False
@@ -59,11 +60,13 @@ def _files_at(location: str, report: ValidationReport) -> tuple[Store, list[Land
     if store.exists() and store.local_path("") is not None:  # a folder
         found = discover(store, hashing=False)
         report.notes += [f"{store.describe().rstrip('/')}/{note}" for note in found.notes]
+        if not found.files:
+            report.empty.append(store.describe())
         return store, found.files
     parent, key = open_object(location)
     info = parent.head(key)
     if info is None:
-        raise EtlError(f"{location} does not exist")
+        raise UsageError(f"{location} does not exist")
     return parent, [LandingFile(key, "", info.size, info.etag)]  # named explicitly: checked whatever its name
 
 

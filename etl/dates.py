@@ -18,7 +18,7 @@ from datetime import date
 
 import polars as pl
 
-from contracts import event_columns
+from contracts import DailyFunnel, Event, event_columns, required_columns
 from etl import storage
 from etl.funnel import daily_funnel_in_shares
 from etl.settings import Tuning
@@ -144,11 +144,11 @@ def _stage_partitions(
     for n, part in enumerate(parts):
         kept = part.rows if n not in repeats else part.rows.filter(~pl.col("_ordinal").is_in(repeats[n]))
         streams.append(kept.select(event_columns()))
-    storage.sink_parquet(store, pl.concat(streams), events_key)
+    storage.sink_parquet(store, pl.concat(streams), events_key, required_columns(Event))
     # The rows were streamed, never held: the funnel reads the three columns it needs back.
     written = storage.scan_parquet(store, [events_key])
     events = rows_of(written)
     columns = written.select("campaign_id", "event", "user_id").with_columns(event_date=pl.lit(day))
     funnel = daily_funnel_in_shares(columns, share_count(events, tuning.share_rows))
-    storage.write_parquet(store, funnel.drop("event_date"), funnel_key)
+    storage.write_parquet(store, funnel.drop("event_date"), funnel_key, required_columns(DailyFunnel))
     return events

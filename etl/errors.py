@@ -14,3 +14,7 @@ class EtlError(Exception):
 
 class WarehouseBusy(EtlError):
     """Another run holds the warehouse."""
+
+
+class UsageError(EtlError):
+    """A command was given something it cannot use (exit 2), such as a path that does not exist."""

@@ -28,6 +28,7 @@ class Discovery:
     notes: list[str] = field(default_factory=list)  # files passed over, and why
     unreadable: list[str] = field(default_factory=list)  # the notes on files that could not be read
     present: set[str] = field(default_factory=set)  # every feed file's name, read now or not
+    other: list[str] = field(default_factory=list)  # files that are not feed files, by their name
 
 
 #: (name, size, etag) -> SHA-256 of files already hashed, so they are not read again.
@@ -55,6 +56,8 @@ def discover(
     listed: list[ObjectInfo] = []
     for info in landing.list():
         if not is_feed_file(info.name):
+            if not info.name.startswith("."):  # hidden files (.DS_Store, .keep) go unmentioned
+                found.other.append(info.key)
             continue
         found.present.add(info.key)
         if info.escapes_root:

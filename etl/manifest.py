@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from etl.errors import EXIT_OK, EXIT_REJECTED
 
-FileStatus = Literal["new", "reprocessed", "rejected"]
+FileStatus = Literal["new", "reprocessed", "rejected", "copy"]
 
 
 @dataclass
@@ -26,6 +26,7 @@ class FileEntry:
     duplicates: int
     rejected_reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    copy_of: str | None = None  # a copy: the file of this run with the same bytes (read once, there)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Totals:
     files_reprocessed: int = 0
     files_skipped: int = 0
     files_rejected: int = 0
+    files_copies: int = 0
 
     @staticmethod
     def of(files: list[FileEntry], new: int, reprocessed: int, skipped: int) -> Totals:
@@ -50,6 +52,7 @@ class Totals:
             files_reprocessed=reprocessed,
             files_skipped=skipped,
             files_rejected=sum(1 for f in files if f.status == "rejected"),
+            files_copies=sum(1 for f in files if f.status == "copy"),
         )
 
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from contracts import LifetimeFunnel, required_columns
 from etl.dates import DateJob, DateResult, DateSource, process_date
 from etl.errors import EXIT_OK, EtlError
 from etl.ingest import Provenance
 from etl.landing import LandingFile, discover
 from etl.lifetime import DateFiles, LifetimeCount, lifetime_after_run
 from etl.manifest import FileEntry, Manifest, Totals, reason_counts, verdict
-from etl.plan import Plan, Window, dates_to_rebuild, make_plan
+from etl.plan import Plan, Window, dates_to_rebuild, make_plan, note_other_files
 from etl.quarantine import stage_quarantine
 from etl.settings import Settings
 from etl.staging import StagedFile, stage_file
@@ -36,6 +37,7 @@ from etl.warehouse import (
     Journal,
     Layout,
     RegisteredFile,
+    load_passed_over,
     load_registry,
     recover,
     registry_document,
@@ -70,6 +72,7 @@ class RunResult:
     manifest_location: str | None
     exit_code: int
     notes: list[str] = field(default_factory=list)
+    files_found: int = 0  # feed files in the landing zone
 
     @property
     def nothing_to_do(self) -> bool:
@@ -114,13 +117,13 @@ def _execute(settings: Settings, window: Window, clock: Clock, progress: Progres
         if upgrade:  # every published event id changes: rebuild every date once
             window = (date.min, date.max)
             notes.append(UPGRADE_NOTE)
-        plan = _discover_and_plan(landing_store, registry, window, settings.min_file_age)
+        plan = _discover_and_plan(landing_store, registry, load_passed_over(layout), window, settings.min_file_age)
         notes += plan.notes
         timer.lap("discover")
         if not plan.new and not plan.reparse and not upgrade:
             for note in notes:
                 log.info(note)
-            return RunResult(run_id, None, None, EXIT_OK, notes=notes)
+            return RunResult(run_id, None, None, EXIT_OK, notes=notes, files_found=plan.found)
 
         log.info("%d files to read (%s bytes)", plan.files_to_read, f"{plan.bytes_to_read:,}")
         progress.on_files(plan.files_to_read, plan.bytes_to_read)
@@ -145,7 +148,7 @@ def _execute(settings: Settings, window: Window, clock: Clock, progress: Progres
             if window and not upgrade and not plan.new and not manifest.dates_written + manifest.dates_deleted:
                 journal.abandon()  # a reprocess of a range without events: nothing to change
                 log.info("no events between %s and %s: nothing was rebuilt", *window)
-                return RunResult(run_id, None, None, EXIT_OK, notes=notes)
+                return RunResult(run_id, None, None, EXIT_OK, notes=notes, files_found=plan.found)
             exit_code, manifest.outcome = verdict(manifest.totals, settings.max_reject_rate)
             manifest.timings = timer.laps
             manifest.finished_at = clock().isoformat()
@@ -155,11 +158,12 @@ def _execute(settings: Settings, window: Window, clock: Clock, progress: Progres
         except BaseException:
             journal.abandon()
             raise
-    return RunResult(run_id, manifest, layout.store.describe(Layout.manifest(run_id)), exit_code, manifest.notes)
+    location = layout.store.describe(Layout.manifest(run_id))
+    return RunResult(run_id, manifest, location, exit_code, manifest.notes, files_found=plan.found)
 
 
 def _discover_and_plan(
-    landing: Store, registry: dict[str, RegisteredFile], window: Window, min_file_age: float
+    landing: Store, registry: dict[str, RegisteredFile], said_before: set[str], window: Window, min_file_age: float
 ) -> Plan:
     known = {} if window else {(e.path, e.size, e.etag): sha for sha, e in registry.items() if e.etag}
     # A reprocess matches landing files to registered ones by content: everything is hashed first.
@@ -169,6 +173,8 @@ def _discover_and_plan(
         log.warning(note)
     plan = make_plan(discovery.files, registry, reprocessing=window is not None, present=discovery.present)
     plan.notes = discovery.notes + plan.notes
+    plan.found = len(discovery.present)
+    note_other_files(plan, discovery.other, said_before)
     return plan
 
 
@@ -206,7 +212,7 @@ def _read_all(
             f"{result.read:,}",
             f"{result.quarantined:,}",
             f"; rejected: {result.rejected}" if result.rejected else "",
-            extra={"file": file.name, "read": result.read, "quarantined": result.quarantined},
+            extra={"run_id": run_id, "file": file.name, "read": result.read, "quarantined": result.quarantined},
         )
         staged.append(result)
         progress.on_file_done(result.file)
@@ -267,10 +273,11 @@ def _rebuild_and_stage(
             rebuilt[result.day] = None
     if rebuilt:
         count = LifetimeCount(settings.warehouse, journal.scratch_prefix(), settings.tuning)
-        journal.put_parquet(lifetime_after_run(layout, rebuilt, count), layout.lifetime_funnel)
+        lifetime = lifetime_after_run(layout, rebuilt, count)
+        journal.put_parquet(lifetime, layout.lifetime_funnel, required_columns(LifetimeFunnel))
     timer.lap("lifetime funnel")
     stage_quarantine(layout, journal, staged)
-    journal.put_json(registry_document(updated), layout.registry)
+    journal.put_json(registry_document(updated, plan.not_feed_files), layout.registry)
     timer.lap("quarantine")
     counts: dict[str, tuple[int, int]] = {}
     for result in results:
@@ -339,6 +346,8 @@ def _manifest(
                 notes=result.notes,
             )
         )
+    for copy, original in plan.copies:
+        files.append(FileEntry(copy.name, copy.sha256, copy.size, "copy", 0, 0, 0, 0, copy_of=original))
     return Manifest(
         run_id=run_id,
         mode="reprocess" if window else "run",
@@ -362,6 +371,15 @@ def _log_done(manifest: Manifest, exit_code: int) -> None:
             if file.rejected_reason:
                 log.warning("rejected %s: %s", file.name, file.rejected_reason, extra={"file": file.name})
         log.warning("run %s %s (exit %d)", manifest.run_id, manifest.outcome, exit_code)
+    for file in manifest.files:
+        numbers = {"read": file.read, "loaded": file.loaded, "quarantined": file.quarantined}
+        numbers["duplicates"] = file.duplicates
+        log.info(
+            "%s: read %s, loaded %s, quarantined %s, duplicates %s",
+            file.name,
+            *(f"{value:,}" for value in numbers.values()),
+            extra={"run_id": manifest.run_id, "file": file.name, **numbers},
+        )
     totals = manifest.totals
     counts = {"read": totals.read, "loaded": totals.loaded, "quarantined": totals.quarantined}
     counts["duplicates"] = totals.duplicates

@@ -17,8 +17,11 @@ class Plan:
     new: list[LandingFile] = field(default_factory=list)
     reparse: list[tuple[LandingFile, RegisteredFile]] = field(default_factory=list)
     kept: list[RegisteredFile] = field(default_factory=list)  # registered, not re-read this run
-    skipped: int = 0
+    copies: list[tuple[LandingFile, str]] = field(default_factory=list)  # same bytes as the file named
+    skipped: int = 0  # already ingested
     notes: list[str] = field(default_factory=list)
+    found: int = 0  # feed files in the landing zone
+    not_feed_files: set[str] = field(default_factory=set)  # other files there, to remember as said
 
     @property
     def files_to_read(self) -> int:
@@ -50,8 +53,12 @@ def make_plan(
             plan.new.append(file)
             continue
         if file.sha256 in by_sha:
-            plan.notes.append(f"{file.name}: same content as {by_sha[file.sha256].name}, read once")
-            plan.skipped += 1
+            original = by_sha[file.sha256].name
+            plan.notes.append(f"{file.name}: same content as {original}, read once")
+            if file.sha256 in registry and not reprocessing:
+                plan.skipped += 1  # both names hold content ingested before
+            else:
+                plan.copies.append((file, original))
             continue
         by_sha[file.sha256] = file
         if file.sha256 in registry:
@@ -90,3 +97,12 @@ def dates_to_rebuild(
         candidates |= {d.isoformat() for d in published}
         days |= {d for d in candidates if start.isoformat() <= d <= end.isoformat()}
     return sorted(date.fromisoformat(d) for d in days)
+
+
+FEED_FILES = "*.json, *.ndjson or *.jsonl, each optionally .gz"
+
+
+def note_other_files(plan: Plan, other: list[str], said_before: set[str]) -> None:
+    """Say once which files of the landing zone are passed over for their name (not feed files)."""
+    plan.not_feed_files = set(other)
+    plan.notes += [f"{name}: skipped, not a feed file ({FEED_FILES})" for name in other if name not in said_before]

@@ -7,6 +7,7 @@ from datetime import date
 
 import polars as pl
 
+from contracts import QuarantineRecord, required_columns
 from etl import storage
 from etl.staging import StagedFile
 from etl.warehouse import Journal, Layout
@@ -31,4 +32,4 @@ def stage_quarantine(layout: Layout, journal: Journal, staged: list[StagedFile])
         if merged.is_empty():
             journal.delete(key)
         else:
-            journal.put_parquet(merged, key)
+            journal.put_parquet(merged, key, required_columns(QuarantineRecord))

@@ -110,7 +110,7 @@ def test_failures_exit_1_without_traceback(tmp_path: Path) -> None:
     in_process = invoke("run", "--landing", str(tmp_path / "nope"), "--warehouse", str(tmp_path / "wh"))
     assert (in_process.exit_code, in_process.stderr) == (1, missing.stderr)
     not_there = invoke("validate", str(tmp_path / "missing.json"))
-    assert not_there.exit_code == 1 and "does not exist" in not_there.stderr
+    assert not_there.exit_code == 2 and "does not exist" in not_there.stderr  # a usage error
     assert len(not_there.stderr.strip().splitlines()) == 1
 
 

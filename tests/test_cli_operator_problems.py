@@ -155,3 +155,108 @@ def test_text_that_is_not_json_is_called_so(tmp_path: Path) -> None:
     reason = "not JSON: `this is not json at all` at line 1, column 1 does not begin a JSON value"
     assert f"rejected notes.json: {reason}" in done.stdout
     assert "truncated" not in done.stdout
+
+
+def test_a_copy_within_one_run_is_named_as_one(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    write(landing, "again/a.json", day_file_records(1, range(2)))
+    done = run(landing, tmp_path / "wh")
+    assert "files: 1 new, 0 reprocessed, 0 already ingested, 1 copies of another file, 0 rejected" in done.stdout
+    assert "copy of a.json" in done.stdout
+
+
+def test_what_was_found_is_said(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    landing.mkdir()
+    empty = run(landing, wh)
+    assert empty.exit_code == 0
+    assert empty.stdout.startswith(f"No feed files in the landing zone {landing} (it holds no *.json")
+    write(landing, "a.json", day_file_records(1, range(2)))
+    write(landing, "feed.csv", "id,event\n")
+    first = run(landing, wh)
+    assert "note: feed.csv: skipped, not a feed file (*.json, *.ndjson or *.jsonl, each optionally .gz)" in first.stdout
+    again = run(landing, wh)
+    assert again.stdout.startswith("Nothing new in the landing zone (1 feed files, all ingested before)")
+    assert "feed.csv" not in again.stdout  # said once
+    missing = invoke("validate", str(tmp_path / "no-such-folder"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_validate_on_a_folder_without_feed_files_says_so(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    done = invoke("validate", str(tmp_path / "empty"))
+    assert done.exit_code == 0
+    assert f"No feed files found in {tmp_path / 'empty'}" in done.stdout
+    assert "All records meet the contract" not in done.stdout
+
+
+def test_json_logs_carry_the_summary_and_per_file_counts(tmp_path: Path) -> None:
+    import json
+
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    write(landing, "b.json", day_file_records(1, range(1)))  # a duplicate of a.json's first user
+    done = run(landing, wh, "--log-format", "json")
+    assert done.stdout == ""
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    per_file = {line["file"]: line for line in lines if "loaded" in line and "file" in line}
+    assert (per_file["b.json"]["loaded"], per_file["b.json"]["duplicates"]) == (0, 2)
+    assert all(line["run_id"] for line in per_file.values())
+    again = run(landing, wh, "--log-format", "json")
+    [nothing] = [json.loads(line) for line in again.stderr.splitlines()]
+    assert nothing["message"].startswith("Nothing new in the landing zone") and again.stdout == ""
+
+
+def test_help_and_messages_say_what_is_meant(tmp_path: Path) -> None:
+    help_text = invoke("run", "--help", env={"COLUMNS": "140"}).stdout
+    quiet_line = next(line for line in help_text.splitlines() if "--quiet" in line)
+    assert "<bool>" not in quiet_line  # a flag takes no value
+    assert "{PATH}..." in invoke("validate", "--help", env={"COLUMNS": "140"}).stdout
+    impossible = invoke("reprocess", "--from", "2024-02-30", "--to", "2024-03-01", env={"COLUMNS": "200"})
+    assert impossible.exit_code == 2 and "2024-02-30 is not a date (day is out of range for month)" in impossible.stderr
+    assert invoke("validate", "--show", "-1", str(tmp_path)).exit_code == 2
+    landing = tmp_path / "landing"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    run(landing, tmp_path / "wh", "-q")
+    folder = invoke("report", "--out", str(tmp_path), "--warehouse", str(tmp_path / "wh"))
+    assert folder.exit_code == 2 and "is a folder: give the report's file name" in folder.stderr
+    assert ".." not in invoke("contract").stdout.replace("...", "")
+
+
+def test_the_quarantine_line_says_how_many_reasons_it_leaves_out(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    bad = [
+        record(event="nope"),
+        record(ts="later"),
+        record(user=""),
+        {"event": "Message Sent", "timestamp": "2024-05-01T10:00:00Z"},
+        record(channel=[1]),
+        {"id": "a", "userId": "b", "event": "Message Sent"},
+        {"id": "u", "timestamp": "2024-05-01T10:00:00Z"},
+    ]
+    write(landing, "a.ndjson", "".join(__import__("json").dumps(r) + "\n" for r in [*bad, record("ok")]) + "{oops\n")
+    done = run(landing, tmp_path / "wh")
+    line = next(line for line in done.stdout.splitlines() if line.startswith("quarantine reasons:"))
+    assert line.count(",") == 4 and " and " in line and "more (see the manifest)" in line
+
+
+def test_parquet_files_declare_the_columns_the_contract_says_are_never_null(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from contracts import DailyFunnel, Event, LifetimeFunnel, QuarantineRecord, required_columns
+
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", [*day_file_records(1, range(2)), record("u3", event="nope")])
+    assert run(landing, wh, "-q").exit_code == 0
+    for folder, model in (
+        ("events", Event),
+        ("quarantine", QuarantineRecord),
+        ("campaign_daily_funnel", DailyFunnel),
+        ("campaign_funnel", LifetimeFunnel),
+    ):
+        [path] = list((wh / folder).rglob("*.parquet"))
+        schema = pq.read_schema(path)
+        required = set(required_columns(model))
+        assert {field.name for field in schema if not field.nullable} == required, folder
+        assert (required and len(required) < len(schema.names)) or folder == "quarantine", folder

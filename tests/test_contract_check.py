@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from etl.contract_check import validate_locations
-from etl.errors import EtlError
+from etl.errors import UsageError
 from tests.helpers import day_file_records, record, write
 
 
@@ -30,5 +30,5 @@ def test_a_file_named_explicitly_is_checked_whatever_its_name(tmp_path: Path) ->
     path = write(tmp_path, "export.txt", [record("u1")])
     report = validate_locations([str(path)])
     assert [(f.name, f.read, f.valid) for f in report.files] == [(str(path), 1, 1)]
-    with pytest.raises(EtlError, match="does not exist"):
+    with pytest.raises(UsageError, match="does not exist"):
         validate_locations([str(tmp_path / "missing.json")])

@@ -41,7 +41,7 @@ def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) ->
     assert_accounted(result.document)
     assert result.document["totals"] == {
         "read": 12, "loaded": 10, "quarantined": 2, "duplicates": 0,
-        "files_new": 2, "files_reprocessed": 0, "files_skipped": 0, "files_rejected": 0,
+        "files_new": 2, "files_reprocessed": 0, "files_skipped": 0, "files_rejected": 0, "files_copies": 0,
     }  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "wh" / "events").iterdir()) == [
         "event_date=2024-05-01",
@@ -129,8 +129,14 @@ def test_same_content_under_two_names_is_read_once(tmp_path: Path) -> None:
     write(landing, "a.json", day_file_records(1, range(2)))
     write(landing, "copy/a.json", day_file_records(1, range(2)))
     result = run_at(landing, wh)
-    assert result.document["totals"]["files_new"] == 1 and result.document["totals"]["files_skipped"] == 1
+    totals = result.document["totals"]
+    assert (totals["files_new"], totals["files_copies"], totals["files_skipped"]) == (1, 1, 0)
     assert any("same content" in note for note in result.document["notes"])
+    copy = result.document["files"][-1]
+    assert (copy["name"], copy["status"], copy["copy_of"], copy["read"]) == ("copy/a.json", "copy", "a.json", 0)
+    assert_accounted(result.document)
+    later = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))  # both names: content ingested before
+    assert later.nothing_to_do
 
 
 def test_changed_content_under_the_same_name_is_ingested_and_said(tmp_path: Path) -> None:

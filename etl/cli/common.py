@@ -6,13 +6,13 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from etl.errors import EXIT_FAILED, EXIT_USAGE, EtlError
+from etl.errors import EXIT_FAILED, EXIT_USAGE, EtlError, UsageError
 from etl.storage import UnsupportedLocation
 
 # Off a terminal (cron, pipes, make) tables are not cut to 80 columns: log files have room.
@@ -21,13 +21,32 @@ err = Console(stderr=True, highlight=False)
 
 LandingOption = Annotated[
     str,
-    typer.Option("--landing", envvar="ETL_LANDING", help="Landing zone with the feed files (read-only): a folder."),
+    typer.Option(
+        "--landing", envvar="ETL_LANDING", metavar="DIR", help="Landing zone with the feed files (read-only): a folder."
+    ),
 ]
 WarehouseOption = Annotated[
     str,
-    typer.Option("--warehouse", envvar="ETL_WAREHOUSE", help="Warehouse root of the Parquet tables: a folder."),
+    typer.Option(
+        "--warehouse", envvar="ETL_WAREHOUSE", metavar="DIR", help="Warehouse root of the Parquet tables: a folder."
+    ),
 ]
-DATE_FORMATS = ["%Y-%m-%d"]
+
+
+def parse_date(text: str) -> date:
+    """A YYYY-MM-DD date; an impossible one (2024-02-30) is named as such, not as a format error."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as problem:
+        if len(text) == 10 and text[4] == "-" and text[7] == "-":
+            raise typer.BadParameter(f"{text} is not a date ({problem})") from None
+        raise typer.BadParameter(f"{text} is not a date in the form YYYY-MM-DD") from None
+
+
+def date_option(name: str, help: str) -> Any:
+    return typer.Option(name, parser=parse_date, metavar="YYYY-MM-DD", help=help)
+
+
 MaxRecordBytes = Annotated[
     int,
     typer.Option("--max-record-bytes", min=1, help="Quarantine records larger than this (record_too_large)."),
@@ -40,10 +59,6 @@ MaxDepth = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def as_date(value: datetime | None) -> date | None:
-    return value.date() if value is not None else None
-
-
 def friendly_errors(command: F) -> F:
     """Bad input and failures become one sentence on stderr and exit 1, never a traceback."""
 
@@ -53,7 +68,7 @@ def friendly_errors(command: F) -> F:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.TyperException, SystemExit):
             raise  # usage errors keep click's exit code 2
-        except UnsupportedLocation as problem:
+        except (UnsupportedLocation, UsageError) as problem:
             fail(str(problem), EXIT_USAGE)
         except EtlError as problem:
             fail(str(problem))

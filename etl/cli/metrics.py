@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
@@ -12,7 +12,7 @@ from rich.table import Table
 
 from contracts import column_labels
 from etl import tables
-from etl.cli.common import DATE_FORMATS, WarehouseOption, as_date, friendly_errors, out
+from etl.cli.common import WarehouseOption, date_option, friendly_errors, out
 from etl.settings import DEFAULT_WAREHOUSE
 
 
@@ -25,8 +25,8 @@ class MetricsFormat(StrEnum):
 @friendly_errors
 def metrics(
     campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign id.")] = None,
-    start: Annotated[datetime | None, typer.Option("--from", formats=DATE_FORMATS, help="First event date.")] = None,
-    end: Annotated[datetime | None, typer.Option("--to", formats=DATE_FORMATS, help="Last event date.")] = None,
+    start: Annotated[date | None, date_option("--from", "First event date.")] = None,
+    end: Annotated[date | None, date_option("--to", "Last event date.")] = None,
     format: Annotated[MetricsFormat, typer.Option("--format", help="table, csv or json.")] = MetricsFormat.table,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
 ) -> None:
@@ -34,7 +34,7 @@ def metrics(
 
     Example: etl metrics --campaign 1001 --from 2024-03-01 --to 2024-03-07 --format csv
     """
-    first, last = as_date(start), as_date(end)
+    first, last = start, end
     if first and last and first > last:
         raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
     frame = tables.metrics(tables.open_warehouse(warehouse), campaign, first, last)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -10,19 +11,22 @@ from rich.table import Table
 
 from etl import pipeline
 from etl.cli.common import (
-    DATE_FORMATS,
     LandingOption,
     MaxDepth,
     MaxRecordBytes,
     WarehouseOption,
+    date_option,
     err,
     friendly_errors,
     out,
 )
 from etl.cli.logs import LogFormat, setup_logging
 from etl.cli.progress import progress_bars
+from etl.plan import FEED_FILES
 from etl.reading import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES
 from etl.settings import DEFAULT_LANDING, DEFAULT_WAREHOUSE, Settings
+
+log = logging.getLogger("etl")
 
 MaxRejectRate = Annotated[
     float | None,
@@ -37,8 +41,8 @@ MinFileAge = Annotated[
     float,
     typer.Option("--min-file-age", min=0.0, help="Skip files modified less than this many seconds ago."),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings, errors and the exit code.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Only warnings, errors and the exit code.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Log every step.")]
 LogFormatOption = Annotated[
     LogFormat, typer.Option("--log-format", help="text (timestamped lines; rich on a terminal) or json.")
 ]
@@ -71,13 +75,17 @@ def run(
     )
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.run(settings, progress=hooks)
-    _finish(result, quiet)
+    if result.files_found:
+        nothing = f"Nothing new in the landing zone ({result.files_found:,} feed files, all ingested before)"
+    else:
+        nothing = f"No feed files in the landing zone {landing} (it holds no {FEED_FILES})"
+    _finish(result, quiet, log_format, nothing + "; the warehouse is unchanged.")
 
 
 @friendly_errors
 def reprocess(
-    start: Annotated[datetime, typer.Option("--from", formats=DATE_FORMATS, help="First event date, YYYY-MM-DD.")],
-    end: Annotated[datetime, typer.Option("--to", formats=DATE_FORMATS, help="Last event date (inclusive).")],
+    start: Annotated[date, date_option("--from", "First event date.")],
+    end: Annotated[date, date_option("--to", "Last event date (inclusive).")],
     landing: LandingOption = DEFAULT_LANDING,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
@@ -91,19 +99,14 @@ def reprocess(
     Example: etl reprocess --from 2024-03-01 --to 2024-03-07
     """
     setup_logging(err, verbose, quiet, log_format)
-    first, last = start.date(), end.date()
+    first, last = start, end
     if first > last:
         raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
     settings = Settings(landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth)
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.reprocess(settings, first, last, progress=hooks)
-    if result.nothing_to_do:
-        if not quiet:
-            say(f"No events between {first} and {last}: nothing was rebuilt; the warehouse is unchanged.")
-            for note in result.notes:
-                say(f"  note: {note}")
-        raise typer.Exit(result.exit_code)
-    _finish(result, quiet)
+    nothing = f"No events between {first} and {last}: nothing was rebuilt; the warehouse is unchanged."
+    _finish(result, quiet, log_format, nothing)
 
 
 def say(text: str) -> None:
@@ -115,16 +118,27 @@ def _bars_wanted(quiet: bool, log_format: LogFormat) -> bool:
     return err.is_terminal and not quiet and log_format is LogFormat.text
 
 
-def _finish(result: pipeline.RunResult, quiet: bool) -> None:
-    if not quiet:
-        render_summary(result)
+def _finish(result: pipeline.RunResult, quiet: bool, log_format: LogFormat, nothing: str) -> None:
+    """The summary for people (stdout), or with --log-format json log records only (stderr)."""
+    if log_format is LogFormat.json:
+        _log_summary(result, nothing)
+    elif not quiet:
+        render_summary(result, nothing)
     raise typer.Exit(result.exit_code)
 
 
-def render_summary(result: pipeline.RunResult) -> None:
+def _log_summary(result: pipeline.RunResult, nothing: str) -> None:
+    """What the summary says, as log records (the run logged its counts per file and in total)."""
+    if result.manifest is None:
+        log.info(nothing.rstrip("."), extra={"run_id": result.run_id})
+    for note in result.notes:
+        log.info("note: %s", note, extra={"run_id": result.run_id, "note": note})
+
+
+def render_summary(result: pipeline.RunResult, nothing: str) -> None:
     manifest = result.manifest
     if manifest is None:
-        say("Nothing new in the landing zone; the warehouse is unchanged.")
+        say(nothing)
         for note in result.notes:
             say(f"  note: {note}")
         return
@@ -134,15 +148,17 @@ def render_summary(result: pipeline.RunResult) -> None:
     for column in ("file", "status", *counted):
         table.add_column(column, justify="left" if column in ("file", "status") else "right", overflow="fold")
     for file in manifest.files:
-        table.add_row(file.name, file.status, *(f"{getattr(file, k):,}" for k in counted))
+        status = f"copy of {file.copy_of}" if file.copy_of else file.status
+        table.add_row(file.name, status, *(f"{getattr(file, k):,}" for k in counted))
     table.add_section()
     table.add_row("total", "", *(f"{getattr(totals, k):,}" for k in counted))
     out.print(table)
     if manifest.mode == "reprocess":
         say("counts are of the whole files read again (every date they hold), not only of the range")
+    copies = f", {totals.files_copies} copies of another file" if totals.files_copies else ""
     say(
         f"files: {totals.files_new} new, {totals.files_reprocessed} reprocessed, "
-        f"{totals.files_skipped} already ingested, {totals.files_rejected} rejected"
+        f"{totals.files_skipped} already ingested{copies}, {totals.files_rejected} rejected"
     )
     dates = manifest.dates_written
     if dates:
@@ -150,8 +166,10 @@ def render_summary(result: pipeline.RunResult) -> None:
     if manifest.dates_deleted:
         say(f"event dates now empty and removed: {', '.join(manifest.dates_deleted)}")
     if manifest.quarantine_reasons:
-        top = ", ".join(f"{code} {count:,}" for code, count in list(manifest.quarantine_reasons.items())[:5])
-        say(f"quarantine reasons: {top}")
+        reasons = list(manifest.quarantine_reasons.items())
+        top = ", ".join(f"{code} {count:,}" for code, count in reasons[:5])
+        more = f" and {len(reasons) - 5} more (see the manifest)" if len(reasons) > 5 else ""
+        say(f"quarantine reasons: {top}{more}")
     for file in manifest.files:
         if file.rejected_reason:
             say(f"  rejected {file.name}: {file.rejected_reason}")

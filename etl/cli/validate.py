@@ -10,19 +10,20 @@ from rich.table import Table
 from etl.cli.common import MaxDepth, MaxRecordBytes, friendly_errors, out
 from etl.contract_check import validate_locations
 from etl.errors import EXIT_OK, EXIT_REJECTED
+from etl.plan import FEED_FILES
 from etl.reading import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits
 
 
 @friendly_errors
 def validate(
-    paths: Annotated[list[str], typer.Argument(help="Feed files or folders (searched recursively).")],
-    show: Annotated[int, typer.Option("--show", help="How many rejected records to list.")] = 20,
+    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Feed files or folders (searched recursively).")],
+    show: Annotated[int, typer.Option("--show", min=0, help="How many rejected records to list.")] = 20,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
 ) -> None:
     """Check feed files against the contract; exit 3 when any record or file breaks it.
 
-    Example: etl validate data/landing/2024-03-01.json
+    Example: etl validate data/landing
     """
     report = validate_locations(paths, Limits(max_record_bytes, max_depth))
     table = Table(title="Contract check", title_justify="left")
@@ -37,6 +38,11 @@ def validate(
         out.print(f"  … and {len(report.problems) - show:,} more")
     for note in report.notes:
         out.print(f"  note: {note}", markup=False)
+    for folder in report.empty:
+        out.print(f"No feed files found in {folder} ({FEED_FILES}).", markup=False)
+    if not report.files and not report.notes_are_errors:
+        out.print("Nothing was checked.")
+        raise typer.Exit(EXIT_OK)
     ok = not report.problems and not report.notes_are_errors
     out.print("All records meet the contract." if ok else "Some records break the contract.")
     raise typer.Exit(EXIT_OK if ok else EXIT_REJECTED)

@@ -84,18 +84,36 @@ def iter_parquet(store: Store, key: str, rows: int) -> Iterator[pl.DataFrame]:
         yield frame
 
 
-def write_parquet(store: Store, frame: pl.DataFrame, key: str) -> None:
-    """Write a frame as one whole Parquet object."""
+def write_parquet(store: Store, frame: pl.DataFrame, key: str, required: Iterable[str] = ()) -> None:
+    """Write a frame as one whole Parquet object; the `required` columns are declared non-null."""
+    if required:  # (the eager writer does not apply an Arrow schema's nullability; the sink does)
+        sink_parquet(store, frame.lazy(), key, required)
+        return
     with store.writing(key) as path:
         frame.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL, statistics=True)
 
 
-def sink_parquet(store: Store, frame: pl.LazyFrame, key: str) -> None:
-    """Stream a lazy frame into one whole Parquet object, in bounded memory and in its row order."""
+def sink_parquet(store: Store, frame: pl.LazyFrame, key: str, required: Iterable[str] = ()) -> None:
+    """Stream a lazy frame into one whole Parquet object, in bounded memory and in its row order.
+
+    The `required` columns are declared non-null in the file's schema, so that engines and BI tools
+    see what the contract guarantees (a null in one of them fails the write)."""
+    schema = _arrow_schema(frame.collect_schema(), set(required)) if required else None
     with store.writing(key) as path:
         frame.sink_parquet(
-            path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL, statistics=True, maintain_order=True
+            path,
+            compression=PARQUET_COMPRESSION,
+            compression_level=PARQUET_LEVEL,
+            statistics=True,
+            maintain_order=True,
+            arrow_schema=schema,
         )
+
+
+def _arrow_schema(schema: pl.Schema, required: set[str]) -> pa.Schema:
+    """The Arrow schema polars writes for `schema`, with the `required` columns not nullable."""
+    written = pl.DataFrame(schema=schema).to_arrow().schema
+    return pa.schema([field.with_nullable(field.name not in required) for field in written])
 
 
 def sink_parquet_split(frames: Iterable[pl.LazyFrame], key: pl.Expr, folder: Path) -> list[list[Path]]:

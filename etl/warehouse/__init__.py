@@ -7,6 +7,7 @@ from etl.warehouse.lock import writer_lock
 from etl.warehouse.registry import (
     REGISTRY_VERSION,
     RegisteredFile,
+    load_passed_over,
     load_registry,
     registry_document,
     registry_version,
@@ -18,6 +19,7 @@ __all__ = [
     "Layout",
     "RegisteredFile",
     "apply_plan",
+    "load_passed_over",
     "load_registry",
     "recover",
     "registry_document",

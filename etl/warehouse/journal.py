@@ -48,8 +48,9 @@ class Journal:
         """Publish at `target` the object written at `key(target)`."""
         self._ops[target] = {"op": "replace", "src": self.key(target), "dst": target}
 
-    def put_parquet(self, frame: pl.DataFrame, target: str) -> None:
-        storage.write_parquet(self.store, frame, self.key(target))
+    def put_parquet(self, frame: pl.DataFrame, target: str, required: list[str] | None = None) -> None:
+        """Stage a frame for `target`; `required`: its columns declared non-null."""
+        storage.write_parquet(self.store, frame, self.key(target), required or ())
         self.adopt(target)
 
     def put_json(self, data: Any, target: str) -> None:

@@ -41,10 +41,17 @@ def load_registry(layout: Layout) -> dict[str, RegisteredFile]:
     return {sha: RegisteredFile(sha256=sha, **entry) for sha, entry in data["files"].items()}
 
 
-def registry_document(files: dict[str, RegisteredFile]) -> dict[str, Any]:
+def load_passed_over(layout: Layout) -> set[str]:
+    """Names of the landing files already said to be no feed files (each is said once)."""
+    if layout.store.head(layout.registry) is None:
+        return set()
+    return set(storage.read_json(layout.store, layout.registry).get("not_feed_files", []))
+
+
+def registry_document(files: dict[str, RegisteredFile], not_feed_files: set[str] | None = None) -> dict[str, Any]:
     entries = {}
     for sha in sorted(files):
         entry = dict(files[sha].__dict__)
         entry.pop("sha256")
         entries[sha] = entry
-    return {"version": REGISTRY_VERSION, "files": entries}
+    return {"version": REGISTRY_VERSION, "files": entries, "not_feed_files": sorted(not_feed_files or ())}
