@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help install run reprocess validate metrics report contract contract-docs test test-fast lint format bench sample clean
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,10 @@ reprocess: $(STAMP) ## Rebuild event dates: make reprocess FROM=YYYY-MM-DD TO=YY
 	@[ -n "$(FROM)" -a -n "$(TO)" ] || { echo "usage: make reprocess FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
 	$(BIN)/etl reprocess --from $(FROM) --to $(TO) --landing $(LANDING) --warehouse $(WAREHOUSE)
 
-validate: $(STAMP) ## Check the landing files against the contract (writes nothing)
-	$(BIN)/etl validate $(LANDING)
+validate: $(STAMP) ## Check the landing files against the contract (writes nothing; exit 3: violations found)
+	@$(BIN)/etl validate $(LANDING); code=$$?; \
+	  [ $$code -ne 3 ] || echo "make validate: exit 3 means records that break the contract were found (listed above)"; \
+	  exit $$code
 
 metrics: $(STAMP) ## Show the lifetime campaign funnels
 	$(BIN)/etl metrics --warehouse $(WAREHOUSE)

@@ -260,3 +260,22 @@ def test_parquet_files_declare_the_columns_the_contract_says_are_never_null(tmp_
         required = set(required_columns(model))
         assert {field.name for field in schema if not field.nullable} == required, folder
         assert (required and len(required) < len(schema.names)) or folder == "quarantine", folder
+
+
+def test_make_help_aligns_every_target_and_make_validate_explains_exit_3(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from tests.support.cli import ROOT
+
+    if shutil.which("make") is None or not (ROOT / ".venv" / ".installed").exists():
+        pytest.skip("needs make and the project's .venv (make test creates both)")
+    listed = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    starts = {line.index(line.split()[1]) for line in listed.splitlines() if line.strip()}
+    assert len(starts) == 1 and "format" in listed  # every description in one column
+    write(tmp_path, "bad.json", [record("u1", event="nope")])
+    done = subprocess.run(
+        ["make", "-s", "validate", f"LANDING={tmp_path}"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2  # make's own code for a failed recipe
+    assert "exit 3 means records that break the contract were found" in done.stdout
