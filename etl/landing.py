@@ -44,7 +44,8 @@ def discover(
 ) -> Discovery:
     """Every feed file in `landing`, sorted by name; symlinks out of the zone are not followed.
 
-    A file whose name, size and etag match a known entry is not read again to hash it: a nightly
+    A file whose name, size and etag (or, as earlier versions registered it, modification time)
+    match a known entry is not read again to hash it: a nightly
     run costs the new files, not the whole landing zone. With `registered_sizes` (the sizes of the
     content ingested before), a file whose size matches none of them and no other file found cannot
     be known content, nor a copy of another file: it is left unhashed (empty `sha256`), to be hashed
@@ -70,6 +71,8 @@ def discover(
     sizes = Counter(info.size for info in listed)
     for info in listed:
         sha256 = known.get((info.key, info.size, info.etag), "") if info.etag else ""
+        if not sha256 and info.mtime_ns:  # registered by an earlier version, by modification time
+            sha256 = known.get((info.key, info.size, f"mtime:{info.mtime_ns}"), "")
         new_content = registered_sizes is not None and info.size not in registered_sizes
         if hashing and not sha256 and not (new_content and sizes[info.size] == 1):
             try:

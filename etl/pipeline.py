@@ -23,7 +23,7 @@ from contracts import LifetimeFunnel, required_columns
 from etl.dates import DateJob, DateResult, DateSource, process_date
 from etl.errors import EXIT_OK, EtlError
 from etl.ingest import Provenance
-from etl.landing import LandingFile, discover
+from etl.landing import KnownHashes, LandingFile, discover
 from etl.lifetime import DateFiles, LifetimeCount, lifetime_after_run
 from etl.manifest import FileEntry, Manifest, Totals, reason_counts, verdict
 from etl.plan import Plan, Window, dates_to_rebuild, make_plan, note_other_files
@@ -104,8 +104,32 @@ def reprocess(
 
 def _execute(settings: Settings, window: Window, clock: Clock, progress: Progress) -> RunResult:
     started = clock()
-    timer = _Timer()
     run_id = new_run_id(started)
+    stamp = _RunIdFilter(run_id)
+    log.addFilter(stamp)
+    try:
+        return _execute_run(settings, window, clock, progress, started, run_id)
+    finally:
+        log.removeFilter(stamp)
+
+
+class _RunIdFilter(logging.Filter):
+    """Every log record of a run carries its run_id (for log collectors)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "run_id"):
+            record.run_id = self.run_id
+        return True
+
+
+def _execute_run(
+    settings: Settings, window: Window, clock: Clock, progress: Progress, started: datetime, run_id: str
+) -> RunResult:
+    timer = _Timer()
     landing_store = open_store(settings.landing)
     if not landing_store.exists():
         raise EtlError(f"the landing zone {landing_store.describe()} does not exist or is not a directory")
@@ -165,7 +189,11 @@ def _execute(settings: Settings, window: Window, clock: Clock, progress: Progres
 def _discover_and_plan(
     landing: Store, registry: dict[str, RegisteredFile], said_before: set[str], window: Window, min_file_age: float
 ) -> Plan:
-    known = {} if window else {(e.path, e.size, e.etag): sha for sha, e in registry.items() if e.etag}
+    known: KnownHashes = {}
+    if not window:
+        known = {(e.path, e.size, e.etag): sha for sha, e in registry.items() if e.etag}
+        # Entries of earlier versions have a modification time instead of an etag.
+        known |= {(e.path, e.size, f"mtime:{e.mtime_ns}"): sha for sha, e in registry.items() if e.mtime_ns}
     # A reprocess matches landing files to registered ones by content: everything is hashed first.
     sizes = None if window else {entry.size for entry in registry.values()}
     discovery = discover(landing, min_file_age, known, sizes)
@@ -244,12 +272,16 @@ def _rebuild_and_stage(
     progress.on_dates(len(rebuilt_days))
     results: list[DateResult] = []
     for day in days:  # one date at a time (polars already spreads each over the cores)
+        rebuild = day in rebuilt_days
         sources = tuple(
             DateSource(sha, staged_keys[sha], ranks.get(sha, 0))
             for sha, entry in updated.items()
             if day.isoformat() in entry.event_dates
+            # A date only counted (a reprocess, outside its window) does without a staged copy that
+            # is gone; a rebuild cannot, and fails saying which.
+            and (rebuild or sha in ranks or layout.store.head(staged_keys[sha]) is not None)
         )
-        job = DateJob(day, sources, rebuild=day in rebuilt_days)
+        job = DateJob(day, sources, rebuild)
         results.append(process_date(settings.warehouse, journal.run_id, job, settings.tuning))
         if job.rebuild:
             progress.on_date_done(day)

@@ -175,8 +175,8 @@ def test_version_and_help() -> None:
 def test_a_second_run_on_a_busy_warehouse_exits_1_naming_the_holder(landing: Path, tmp_path: Path) -> None:
     warehouse = tmp_path / "wh"
     (warehouse / "_state").mkdir(parents=True)
-    # A live process on this host holds the lock: this one.
-    holder = {"run_id": "20240601T020000Z-abc123", "pid": os.getpid(), "host": socket.gethostname()}
+    # A live process on this host holds the lock: the one that started the tests.
+    holder = {"run_id": "20240601T020000Z-abc123", "pid": os.getppid(), "host": socket.gethostname()}
     (warehouse / "_state" / "lock.json").write_text(json.dumps(holder))
     done = invoke("run", "--landing", str(landing), "--warehouse", str(warehouse))
     assert done.exit_code == 1

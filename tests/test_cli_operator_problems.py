@@ -126,15 +126,14 @@ def test_reprocess_of_a_range_without_events_says_so_and_changes_nothing(tmp_pat
     write(landing, "a.json", day_file_records(1, range(2)))
     write(landing, "b.json", "this is not json at all")
     assert run(landing, wh, "-q").exit_code == 3
-    runs = sorted((wh / "_runs").iterdir())
+    files_before = {p: p.read_bytes() for p in wh.rglob("*") if p.is_file()}
     done = invoke(
         "reprocess", "--from", "2020-01-01", "--to", "2020-01-31", "--landing", str(landing), "--warehouse", str(wh)
     )
     assert done.exit_code == 0
-    assert done.stdout.startswith(
-        "No events between 2020-01-01 and 2020-01-31: nothing was rebuilt; the warehouse is unchanged."
-    )
-    assert "reprocessed" not in done.stdout and sorted((wh / "_runs").iterdir()) == runs
+    nothing = "No events between 2020-01-01 and 2020-01-31: nothing was rebuilt; the warehouse is unchanged."
+    assert done.stdout.startswith(nothing) and "reprocessed" not in done.stdout
+    assert {p: p.read_bytes() for p in wh.rglob("*") if p.is_file()} == files_before
 
 
 def test_a_reprocess_summary_says_what_its_counts_are(tmp_path: Path) -> None:
@@ -279,3 +278,15 @@ def test_make_help_aligns_every_target_and_make_validate_explains_exit_3(tmp_pat
     )
     assert done.returncode == 2  # make's own code for a failed recipe
     assert "exit 3 means records that break the contract were found" in done.stdout
+
+
+def test_every_json_log_line_of_a_run_has_its_run_id(tmp_path: Path) -> None:
+    import json
+
+    landing = tmp_path / "landing"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    write(landing, "b.json", "this is not json at all")
+    done = run(landing, tmp_path / "wh", "--log-format", "json")
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all(line.get("run_id") for line in lines)
+    assert any(line["level"] == "warning" for line in lines)

@@ -22,8 +22,7 @@ import pytest
 from etl.errors import WarehouseBusy
 from etl.pipeline import run
 from etl.settings import Settings
-from etl.storage import open_store
-from etl.warehouse import Journal, Layout, writer_lock
+from etl.warehouse import Journal
 from tests.helpers import day_file_records, record, run_at, table, write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +67,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"landing": landing, "before": before, "after": after}
 
 
-@pytest.mark.parametrize("kill_at", ["staged:1", "staged:2", "commit", "committed", "apply:1", "apply:4"])
+@pytest.mark.parametrize("kill_at", ["staged:1", "staged:2", "commit", "committed", "apply:1", "apply:4", "applied"])
 def test_a_run_killed_at_any_step_leaves_each_partition_old_or_new_and_the_next_run_finishes(
     scenario: dict[str, Path], tmp_path: Path, kill_at: str
 ) -> None:
@@ -77,10 +76,7 @@ def test_a_run_killed_at_any_step_leaves_each_partition_old_or_new_and_the_next_
     killed = etl_process(scenario["landing"], warehouse, kill_at)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
-    old, new = partition_ids(scenario["before"]), partition_ids(scenario["after"])
-    for name, ids in partition_ids(warehouse).items():  # every file reads, and is wholly old or wholly new
-        assert ids in (old.get(name), new.get(name)), name
-    assert pl.read_parquet(warehouse / "campaign_funnel" / "part-0.parquet").height > 0
+    assert_each_file_old_or_new(warehouse, scenario["before"], scenario["after"])
 
     result = run(Settings(scenario["landing"], warehouse))
     assert result.exit_code == 0
@@ -89,8 +85,39 @@ def test_a_run_killed_at_any_step_leaves_each_partition_old_or_new_and_the_next_
     for name in expected:
         assert actual[name].equals(expected[name]), name
     assert any("took over the lock" in note for note in result.notes)
-    finished = "completed the publish" if kill_at.startswith(("committed", "apply")) else "discarded the unfinished"
+    finished = "completed the publish" if kill_at.startswith(("committed", "apply:")) else "discarded the unfinished"
     assert any(finished in note for note in result.notes), result.notes
+
+
+def assert_each_file_old_or_new(warehouse: Path, before: Path, after: Path) -> None:
+    """Every published Parquet file reads, and holds exactly its old rows or exactly its new ones (the
+    new ones made by another run: run ids and ingestion times aside)."""
+
+    def rows(path: Path) -> pl.DataFrame:
+        return pl.read_parquet(path).drop("run_id", "ingested_at", strict=False)
+
+    published = sorted(warehouse.glob("[!_]*/**/*.parquet"))
+    assert published
+    for path in published:
+        relative = path.relative_to(warehouse)
+        versions = [rows(root / relative) for root in (before, after) if (root / relative).exists()]
+        assert any(rows(path).equals(version) for version in versions), relative
+
+
+def test_a_run_killed_while_it_finishes_an_interrupted_publish_is_finished_by_the_next(
+    scenario: dict[str, Path], tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "wh"
+    shutil.copytree(scenario["before"], warehouse)
+    assert etl_process(scenario["landing"], warehouse, "committed").returncode == -signal.SIGKILL
+    assert etl_process(scenario["landing"], warehouse, "apply:2").returncode == -signal.SIGKILL  # in recover
+    assert_each_file_old_or_new(warehouse, scenario["before"], scenario["after"])
+    result = run(Settings(scenario["landing"], warehouse))
+    assert result.exit_code == 0 and result.nothing_to_do
+    assert any("completed the publish" in note for note in result.notes)
+    expected, actual = data_rows(scenario["after"]), data_rows(warehouse)
+    for name in expected:
+        assert actual[name].equals(expected[name]), name
 
 
 def test_a_run_that_fails_before_commit_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,12 +140,28 @@ def test_a_run_that_fails_before_commit_changes_nothing(tmp_path: Path, monkeypa
 def test_second_concurrent_run_stops_with_a_clear_message(tmp_path: Path) -> None:
     landing, warehouse = tmp_path / "landing", tmp_path / "wh"
     write(landing, "a.json", day_file_records(1, range(2)))
-    layout = Layout(open_store(warehouse))
-    with writer_lock(layout, "holding-run"), pytest.raises(WarehouseBusy, match="holding-run") as busy:
-        run(Settings(landing, warehouse))  # this process is alive: its lock is not taken over
-    assert f"pid {os.getpid()}" in str(busy.value)
-    assert not (warehouse / "_state" / "lock.json").exists()  # released by its holder
-    assert run(Settings(landing, warehouse)).exit_code == 0
+    holding = (
+        "import sys, time\n"
+        "from etl.storage import open_store\n"
+        "from etl.warehouse import Layout, writer_lock\n"
+        "with writer_lock(Layout(open_store(sys.argv[1])), 'holding-run'):\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", holding, str(warehouse)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        with pytest.raises(WarehouseBusy, match="holding-run") as busy:
+            run(Settings(landing, warehouse))
+        assert f"pid {holder.pid}" in str(busy.value)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    result = run(Settings(landing, warehouse))  # its holder died: the lock is taken over
+    assert result.exit_code == 0 and any("holding-run" in note for note in result.notes)
+    assert not (warehouse / "_state" / "lock.json").exists()
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
@@ -132,3 +175,13 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     result = run_at(landing, warehouse)
     assert result.exit_code == 0 and any("old-run" in note for note in result.notes)
     assert not lock.exists()
+
+
+def test_a_lock_naming_this_process_is_a_dead_process_with_the_same_pid(tmp_path: Path) -> None:
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    lock = warehouse / "_state" / "lock.json"
+    lock.parent.mkdir(parents=True)  # as a container's pid 1 leaves it, and the next pid 1 finds it
+    lock.write_text(json.dumps({"run_id": "before-restart", "pid": os.getpid(), "host": os.uname().nodename}))
+    result = run_at(landing, warehouse)
+    assert result.exit_code == 0 and any("before-restart" in note for note in result.notes)

@@ -439,3 +439,39 @@ def test_a_warehouse_in_memory_gets_the_same_tables_as_on_disk(tmp_path: Path) -
         assert run_at(landing, location).nothing_to_do  # type: ignore[arg-type]
     finally:
         forget_memory(location)
+
+
+def test_a_reprocess_counts_dates_outside_its_window_without_staged_copies_that_are_gone(tmp_path: Path) -> None:
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", [*day_file_records(1, range(1)), *day_file_records(2, range(1))])
+    write(landing, "b.json", [*day_file_records(2, range(1, 2)), *day_file_records(3, range(1))])
+    run_at(landing, wh)
+    sha_b = json.loads((wh / "_state" / "registry.json").read_text())
+    [b_sha] = [sha for sha, entry in sha_b["files"].items() if entry["path"] == "b.json"]
+    (landing / "b.json").unlink()
+    (wh / "_state" / "staged" / f"{b_sha}.parquet").unlink()
+    again = reprocess(Settings(landing, wh), date(2024, 5, 1), date(2024, 5, 1), clock=fixed_clock(INGESTED_AT))
+    assert again.exit_code == 0
+    assert [(f["name"], f["loaded"], f["duplicates"]) for f in again.document["files"]] == [("a.json", 4, 0)]
+
+
+def test_files_registered_by_an_earlier_version_are_not_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl import storage
+
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    path = write(landing, "a.json", day_file_records(1, range(2)))
+    write(landing, "b.json", day_file_records(1, range(2), "C2"))  # the same size: both are hashed first
+    run_at(landing, wh)
+    registry_path = wh / "_state" / "registry.json"
+    registry = json.loads(registry_path.read_text())
+    for entry in registry["files"].values():  # as an earlier version wrote it: no etag, an mtime
+        entry.pop("etag")
+        entry["mtime_ns"] = (landing / entry["path"]).stat().st_mtime_ns
+    registry_path.write_text(json.dumps(registry))
+    hashed: list[str] = []
+    real = storage.sha256_of
+    monkeypatch.setattr(storage, "sha256_of", lambda store, key: hashed.append(key) or real(store, key))
+    assert run_at(landing, wh, at=INGESTED_AT + timedelta(days=1)).nothing_to_do
+    assert hashed == [] and path.exists()

@@ -17,6 +17,7 @@ reads use plain buffered I/O (300 MB streamed in 4 MB chunks: 0.07-0.16 s, obsto
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -52,6 +53,7 @@ class ObjectInfo:
     etag: str  # changes whenever the object does
     modified: datetime
     escapes_root: bool = False  # local disk: a symbolic link leading out of the root
+    mtime_ns: int = 0  # local disk: the modification time in ns (what earlier versions registered)
 
     @property
     def name(self) -> str:
@@ -292,12 +294,16 @@ class LocalStore(Store):
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         pending = self.open_write(key)
-        pending.path.write_bytes(data)
-        _fsync(pending.path)
         try:
-            os.link(pending.path, target)  # fails when the target exists: atomic create-if-absent
+            pending.path.write_bytes(data)
+            _fsync(pending.path)
+            os.link(pending.path, target)  # fails when the target exists: an atomic create-if-absent
         except FileExistsError:
             return False
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
+            return _create_exclusive(target, data)  # a filesystem without hard links (SMB, some FUSE)
         finally:
             pending.discard()
         _fsync_dir(target.parent)
@@ -392,7 +398,8 @@ def _info(meta: ObjectMeta) -> ObjectInfo:
 
 def _stat_info(key: str, stat: os.stat_result, escapes: bool = False) -> ObjectInfo:
     etag = f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
-    return ObjectInfo(key, stat.st_size, etag, datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC), escapes)
+    modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC)
+    return ObjectInfo(key, stat.st_size, etag, modified, escapes, stat.st_mtime_ns)
 
 
 def _under(key: str, prefix: str) -> bool:
@@ -401,6 +408,22 @@ def _under(key: str, prefix: str) -> bool:
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+def _create_exclusive(target: Path, data: bytes) -> bool:
+    """Create-if-absent with O_EXCL (readers may see the file before all of it is written)."""
+    try:
+        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    return True
 
 
 def _publish_local(path: Path, target: Path) -> None:

@@ -88,6 +88,10 @@ def apply_plan(store: Store, prefix: str) -> None:
         else:
             store.delete(op["dst"])
         fault_point("apply")
+    # The plan goes first, on its own and loudly: a plan left behind would be applied again later,
+    # and its deletions would remove what later runs published.
+    store.delete(f"{prefix}/{PLAN}")
+    fault_point("applied")
     store.delete_prefix(prefix)
 
 

@@ -22,8 +22,11 @@ def writer_lock(layout: Layout, run_id: str) -> Iterator[list[str]]:
     """Hold the warehouse for one run; a lock left by a dead process on this host is taken over."""
     notes: list[str] = []
     store = layout.store
-    holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
-    while not store.put_if_absent(layout.lock, json.dumps(holder).encode("utf-8")):
+    holder = json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}).encode("utf-8")
+    while not store.put_if_absent(layout.lock, holder):
+        found = store.head(layout.lock)
+        if found is None:
+            continue  # released just now: try again
         other = _read_lock(layout)
         if other is None and _age_seconds(layout) < _UNREADABLE_GRACE_SECONDS:
             other = {"run_id": "(starting)", "pid": "?", "host": "?"}
@@ -32,8 +35,11 @@ def writer_lock(layout: Layout, run_id: str) -> Iterator[list[str]]:
                 f"the warehouse {store.describe()} is in use by run {other.get('run_id')} "
                 f"(pid {other.get('pid')} on {other.get('host')}); try again when it has finished"
             )
-        notes.append(f"took over the lock left by run {(other or {}).get('run_id', '?')}, which is no longer running")
-        store.delete(layout.lock)
+        # Taken over only if it is still the lock judged dead: of two runs that found it, one wins.
+        if store.replace_if_unchanged(layout.lock, holder, found.etag):
+            stale = (other or {}).get("run_id", "?")
+            notes.append(f"took over the lock left by run {stale}, which is no longer running")
+            break
     try:
         yield notes
     finally:
@@ -60,6 +66,8 @@ def _is_alive(holder: dict[str, Any]) -> bool:
         return True
     if holder.get("host") != socket.gethostname():
         return True  # cannot tell for another host: assume it is running
+    if holder.get("pid") == os.getpid():
+        return False  # an earlier process with this pid (a container's pid 1): this one holds no lock yet
     try:
         os.kill(int(holder["pid"]), 0)
     except (ProcessLookupError, ValueError, KeyError, TypeError):
