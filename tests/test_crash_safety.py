@@ -185,3 +185,13 @@ def test_a_lock_naming_this_process_is_a_dead_process_with_the_same_pid(tmp_path
     lock.write_text(json.dumps({"run_id": "before-restart", "pid": os.getpid(), "host": os.uname().nodename}))
     result = run_at(landing, warehouse)
     assert result.exit_code == 0 and any("before-restart" in note for note in result.notes)
+
+
+def test_a_run_of_this_process_holding_the_warehouse_is_not_taken_over(tmp_path: Path) -> None:
+    from etl.storage import open_store
+    from etl.warehouse import Layout, writer_lock
+
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    with writer_lock(Layout(open_store(warehouse)), "run-on-another-thread"), pytest.raises(WarehouseBusy):
+        run(Settings(landing, warehouse))

@@ -15,6 +15,7 @@ from etl.warehouse.layout import Layout
 
 # A lock object that cannot be read yet is taken as held for this long (its writer may be starting).
 _UNREADABLE_GRACE_SECONDS = 10
+_HELD_HERE: set[str] = set()  # run ids holding a warehouse in this process (runs on other threads)
 
 
 @contextmanager
@@ -40,9 +41,11 @@ def writer_lock(layout: Layout, run_id: str) -> Iterator[list[str]]:
             stale = (other or {}).get("run_id", "?")
             notes.append(f"took over the lock left by run {stale}, which is no longer running")
             break
+    _HELD_HERE.add(run_id)
     try:
         yield notes
     finally:
+        _HELD_HERE.discard(run_id)
         current = _read_lock(layout)
         if current and current.get("run_id") == run_id:
             store.delete(layout.lock)
@@ -66,8 +69,8 @@ def _is_alive(holder: dict[str, Any]) -> bool:
         return True
     if holder.get("host") != socket.gethostname():
         return True  # cannot tell for another host: assume it is running
-    if holder.get("pid") == os.getpid():
-        return False  # an earlier process with this pid (a container's pid 1): this one holds no lock yet
+    if holder.get("pid") == os.getpid():  # a run on another thread, or an earlier process with this pid
+        return holder.get("run_id") in _HELD_HERE  # (a restarted container's pid 1)
     try:
         os.kill(int(holder["pid"]), 0)
     except (ProcessLookupError, ValueError, KeyError, TypeError):
