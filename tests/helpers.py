@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 
+from etl import storage
 from etl.ingest import FileOutcome, Provenance, ingest_file
 from etl.landing import LandingFile
 from etl.pipeline import RunResult, run
@@ -73,3 +75,17 @@ def assert_same_tables(a: Path, b: Path) -> None:
     left, right = snapshot(a), snapshot(b)
     for name in left:
         assert left[name].equals(right[name]), name
+
+
+def deny_reading(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """Make the landing file `key` unreadable (permission denied) to hashing and parsing alike, as
+    `chmod 000` would for a user who is not root."""
+    real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
+
+    def denied(store: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == key:
+            raise PermissionError(13, "Permission denied", name)
+        return (real_hash if not args and not kwargs else real_bytes)(store, name, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "sha256_of", denied)
+    monkeypatch.setattr(storage, "iter_bytes", denied)

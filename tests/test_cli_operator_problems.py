@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from etl import storage
+from tests.helpers import deny_reading
 from tests.support.cli import invoke, process_state
 from tests.support.feeds import day_file_records, record, write
 
@@ -49,15 +49,7 @@ def test_a_file_that_cannot_be_read_is_a_warning_on_every_run(tmp_path: Path, mo
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     write(landing, "ok.json", [record("u1")])
     write(landing, "locked.json", [record("u2")])
-    real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
-
-    def denied(store: Any, key: str, *args: Any, **kwargs: Any) -> Any:
-        if key == "locked.json":
-            raise PermissionError(13, "Permission denied", key)
-        return (real_hash if not args and not kwargs else real_bytes)(store, key, *args, **kwargs)
-
-    monkeypatch.setattr(storage, "sha256_of", denied)
-    monkeypatch.setattr(storage, "iter_bytes", denied)
+    deny_reading(monkeypatch, "locked.json")
     for _ in range(2):  # the first run, and a later one with nothing else new
         done = run(landing, wh, "-q")
         assert done.exit_code == 0 and done.stdout == ""
@@ -290,3 +282,10 @@ def test_every_json_log_line_of_a_run_has_its_run_id(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert lines and all(line.get("run_id") for line in lines)
     assert any(line["level"] == "warning" for line in lines)
+
+
+def test_a_location_this_version_cannot_use_is_a_usage_error(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    write(landing, "a.json", day_file_records(1, range(2)))
+    done = invoke("run", "--landing", str(landing), "--warehouse", "s3://bucket/warehouse")
+    assert done.exit_code == 2 and "s3:// locations are not supported by this version" in done.stderr

@@ -15,7 +15,17 @@ import pytest
 from etl import storage
 from etl.landing import discover
 from etl.storage import open_store
-from tests.helpers import INGESTED_AT, assert_same_tables, day_file_records, events, record, run_at, table, write
+from tests.helpers import (
+    INGESTED_AT,
+    assert_same_tables,
+    day_file_records,
+    deny_reading,
+    events,
+    record,
+    run_at,
+    table,
+    write,
+)
 
 
 def spy_on_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
@@ -97,15 +107,7 @@ def test_a_new_file_that_cannot_be_read_is_skipped_and_said(tmp_path: Path, monk
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     write(landing, "locked.json", [record("u0", campaignId="C-long")])
     write(landing, "ok.json", [record("u1")])
-    real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
-
-    def denied(store: Any, key: str, *args: Any, **kwargs: Any) -> Any:
-        if key == "locked.json":
-            raise PermissionError(13, "Permission denied", key)
-        return (real_hash if not args and not kwargs else real_bytes)(store, key, *args, **kwargs)
-
-    monkeypatch.setattr(storage, "sha256_of", denied)
-    monkeypatch.setattr(storage, "iter_bytes", denied)
+    deny_reading(monkeypatch, "locked.json")
     result = run_at(landing, wh)
     assert result.exit_code == 0 and events(wh)["user_id"].to_list() == ["u1"]
     assert "locked.json: skipped, cannot be read (Permission denied)" in " ".join(result.document["notes"])

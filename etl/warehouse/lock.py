@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from etl import storage
 from etl.errors import WarehouseBusy
 from etl.warehouse.layout import Layout
 
@@ -53,7 +54,7 @@ def writer_lock(layout: Layout, run_id: str) -> Iterator[list[str]]:
 
 def _read_lock(layout: Layout) -> dict[str, Any] | None:
     try:
-        data = json.loads(layout.store.read_bytes(layout.lock))
+        data = storage.read_json(layout.store, layout.lock)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
