@@ -53,6 +53,20 @@ class Event(pa.DataFrameModel):
     timestamp_defaulted: bool = pa.Field(
         description="True when the record had no timestamp and event_ts is the ingestion time."
     )
+    machine_open: bool = pa.Field(
+        nullable=True,
+        description="On Message Viewed: true when the provider says the open was made by a machine "
+        "(a mail privacy proxy or a scanner), false when it says it was not; null when it does not say.",
+    )
+    suspected_bot: bool = pa.Field(
+        nullable=True,
+        description="On Message Clicked: true when the provider suspects a bot click, false when it says "
+        "it was not one; null when it does not say.",
+    )
+    source_format: str = pa.Field(
+        description="Whose format the record came in: `activatepro` (the platform's own shapes) or the "
+        "provider's name (`sendgrid`, `mailgun`, `postmark`, `ses`, `segment`, `braze`)."
+    )
     source_file: str = pa.Field(description="Landing file the event was read from, relative to the landing zone.")
     source_position: str = pa.Field(description="Where in that file: `line N`, `element N` (0-based), `… event K`.")
     source_sha256: str = pa.Field(description="SHA-256 of the landing file's bytes: its identity.")

@@ -21,6 +21,7 @@ import polars as pl
 from contracts import DailyFunnel, Event, event_columns, required_columns
 from etl import storage
 from etl.funnel import daily_funnel_in_shares
+from etl.normalise import with_source_defaults
 from etl.settings import Tuning
 from etl.shares import id_shares, rows_of, share_count
 from etl.storage import Store, open_store
@@ -85,7 +86,7 @@ def _parts(store: Store, job: DateJob) -> list[_Part]:
         rows = storage.scan_parquet(store, [source.key]).filter(pl.col("event_date") == job.day)
         count, name = rows.select(pl.len(), pl.first("source_file")).collect().row(0)
         if count:  # (copies staged by earlier versions hold the same hash in a column of their own)
-            rows = rows.with_columns(source_sha256=pl.lit(source.sha256, pl.String))
+            rows = with_source_defaults(rows.with_columns(source_sha256=pl.lit(source.sha256, pl.String)))
             found.append(((name, source.sha256), _Part(source, rows, count)))
     return [part for _, part in sorted(found, key=lambda item: item[0])]
 

@@ -34,10 +34,27 @@ IDENTITY_COLUMNS = (
 TEXT_COLUMNS = ("user_id", "channel", "message_type", "url", "campaign_id", "message_id")
 
 
+#: Columns a reader may leave out, with what they are then: the platform's own shapes say nothing
+#: of machine opens or bot clicks.
+SOURCE_DEFAULTS = {
+    "machine_open": pl.lit(None, pl.Boolean),
+    "suspected_bot": pl.lit(None, pl.Boolean),
+    "source_format": pl.lit("activatepro", pl.String),
+}
+
+
+def with_source_defaults(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """`rows` with every column of SOURCE_DEFAULTS (those it lacks get their default)."""
+    present = rows.collect_schema().names()
+    missing = {name: value for name, value in SOURCE_DEFAULTS.items() if name not in present}
+    return rows.with_columns(**missing) if missing else rows
+
+
 def normalise_events(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Extracted rows -> candidate events: every column in its contract form, or null if it has none."""
     return (
-        rows.with_columns(*(_clean_text(name) for name in TEXT_COLUMNS), canonical_event(pl.col("event")))
+        with_source_defaults(rows)
+        .with_columns(*(_clean_text(name) for name in TEXT_COLUMNS), canonical_event(pl.col("event")))
         .with_columns(_blank_to_null(pl.col("timestamp_text")).alias("timestamp_text"))
         .with_columns(
             timestamp_defaulted=pl.col("timestamp_text").is_null() & pl.col("timestamp_number").is_null(),
