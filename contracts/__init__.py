@@ -9,6 +9,7 @@ from contracts.events import (
     staged_event_schema,
 )
 from contracts.funnel import DailyFunnel, LifetimeFunnel, column_labels, rate_definitions
+from contracts.messages import FIRST_AT, Message
 from contracts.quarantine import QuarantineRecord
 from contracts.reasons import REASON_CODES, REASONS, Reason
 from contracts.vocabulary import EVENT_BY_KEY, EVENT_NAMES, FUNNEL_NAMES, TIMESTAMP_FORMS, event_key
@@ -16,6 +17,7 @@ from contracts.vocabulary import EVENT_BY_KEY, EVENT_NAMES, FUNNEL_NAMES, TIMEST
 __all__ = [
     "EVENT_BY_KEY",
     "EVENT_NAMES",
+    "FIRST_AT",
     "FUNNEL_NAMES",
     "REASONS",
     "REASON_CODES",
@@ -24,6 +26,7 @@ __all__ = [
     "Event",
     "EventCandidate",
     "LifetimeFunnel",
+    "Message",
     "QuarantineRecord",
     "Reason",
     "column_labels",

@@ -10,6 +10,7 @@ import pandera.polars as pa
 
 from contracts.events import Event
 from contracts.funnel import DailyFunnel, LifetimeFunnel
+from contracts.messages import Message
 from contracts.quarantine import QuarantineRecord
 from contracts.reasons import REASONS
 from contracts.vocabulary import EVENT_NAMES, TIMESTAMP_FORMS
@@ -17,6 +18,7 @@ from contracts.vocabulary import EVENT_NAMES, TIMESTAMP_FORMS
 TABLES: tuple[tuple[str, type[pa.DataFrameModel]], ...] = (
     ("events", Event),
     ("quarantine", QuarantineRecord),
+    ("messages", Message),
     ("campaign_daily_funnel", DailyFunnel),
     ("campaign_funnel", LifetimeFunnel),
 )

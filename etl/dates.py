@@ -6,8 +6,8 @@ drops and what the manifest counts:
   the rows do not depend on the order in which files arrived;
 - the manifest counts an event as loaded by the first file, in processing order, that carries it,
   and as a duplicate everywhere after, including against the files the warehouse held before.
-Then the kept rows stream from the staged copies into the date's events partition, and its daily
-funnel is counted from that partition; both are staged in the run's journal.
+Then the kept rows stream from the staged copies into the date's events partition, staged in the
+run's journal (its messages are counted by send date afterwards: `etl.sends`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from datetime import date
 
 import polars as pl
 
-from contracts import DailyFunnel, Event, event_columns, required_columns
+from contracts import Event, event_columns, required_columns
 from etl import storage
-from etl.funnel import daily_funnel_in_shares
 from etl.normalise import with_source_defaults
 from etl.settings import Tuning
-from etl.shares import id_shares, rows_of, share_count
+from etl.shares import id_shares, rows_of
 from etl.storage import Store, open_store
 from etl.warehouse import Layout, staging_key
 
@@ -55,7 +54,7 @@ class DateResult:
 
 def process_date(warehouse: str, run_id: str, job: DateJob, tuning: Tuning) -> DateResult:
     """Count one date's loaded and duplicate events and, for a rebuild, stage its events partition
-    and daily funnel in the journal of run `run_id` (at the keys `staging_key` gives)."""
+    in the journal of run `run_id` (at the key `staging_key` gives)."""
     store = open_store(warehouse)
     parts = _parts(store, job)
     result = DateResult(job.day)
@@ -63,10 +62,8 @@ def process_date(warehouse: str, run_id: str, job: DateJob, tuning: Tuning) -> D
         return result
     repeats, result.counts = _identity_pass(parts, tuning.share_rows)
     if job.rebuild:
-        layout = Layout(store)
-        events_key = staging_key(run_id, layout.event_partition(job.day))
-        funnel_key = staging_key(run_id, layout.daily_funnel_partition(job.day))
-        result.events = _stage_partitions(store, parts, repeats, job.day, events_key, funnel_key, tuning)
+        events_key = staging_key(run_id, Layout(store).event_partition(job.day))
+        result.events = _stage_events(store, parts, repeats, events_key)
     return result
 
 
@@ -131,25 +128,11 @@ def _in_rebuild_order(ids: pl.DataFrame) -> pl.DataFrame:
     return ids.sort("_part", "_ordinal")
 
 
-def _stage_partitions(
-    store: Store,
-    parts: list[_Part],
-    repeats: dict[int, list[int]],
-    day: date,
-    events_key: str,
-    funnel_key: str,
-    tuning: Tuning,
-) -> int:
-    """Stream the kept rows into the events partition, then count its funnel; the partition's rows."""
+def _stage_events(store: Store, parts: list[_Part], repeats: dict[int, list[int]], events_key: str) -> int:
+    """Stream the kept rows into the events partition; its rows."""
     streams = []
     for n, part in enumerate(parts):
         kept = part.rows if n not in repeats else part.rows.filter(~pl.col("_ordinal").is_in(repeats[n]))
         streams.append(kept.select(event_columns()))
     storage.sink_parquet(store, pl.concat(streams), events_key, required_columns(Event))
-    # The rows were streamed, never held: the funnel reads the three columns it needs back.
-    written = storage.scan_parquet(store, [events_key])
-    events = rows_of(written)
-    columns = written.select("campaign_id", "event", "user_id").with_columns(event_date=pl.lit(day))
-    funnel = daily_funnel_in_shares(columns, share_count(events, tuning.share_rows))
-    storage.write_parquet(store, funnel.drop("event_date"), funnel_key, required_columns(DailyFunnel))
-    return events
+    return rows_of(storage.scan_parquet(store, [events_key]))

@@ -1,38 +1,42 @@
 """The lifetime funnel after a run, counted again only for the campaigns the run can have changed.
 
-A campaign's lifetime row depends on its own events only, and a run changes events only on the
-dates it rebuilds. So a campaign with no event on a rebuilt date, neither before nor after the run,
-keeps its published row; the others are counted again from the dates whose daily funnel lists them.
-A nightly run on a warehouse of many months therefore reads the events of the campaigns it touched,
-not every event.
+A campaign's lifetime row depends on its own messages only, and a run changes messages only on the
+send dates it rebuilds. So a campaign with no message on a rebuilt send date, neither before nor after
+the run, keeps its published row; the others are counted again from the send dates whose daily funnel
+lists them. A nightly run on a warehouse of many months therefore reads the messages of the campaigns
+it touched, not every message.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
 from etl import storage
-from etl.funnel import funnel_counts, funnel_from_counts, funnel_of_user_shares, lifetime_funnel, user_share
+from etl.funnel import (
+    FUNNEL_INPUT,
+    funnel_counts,
+    funnel_from_counts,
+    funnel_of_user_shares,
+    lifetime_funnel,
+    user_share,
+)
 from etl.settings import Tuning
-from etl.shares import rows_of, share_count
+from etl.shares import rows_of, runs_of_rows, share_count
 from etl.storage import Store, open_store
 from etl.warehouse import Layout
 
 log = logging.getLogger("etl")
 
-FUNNEL_INPUT = {"campaign_id": pl.String, "event": pl.String, "user_id": pl.String}
-
 
 @dataclass(frozen=True)
 class DateFiles:
-    """One date's objects as they will be after the run (published, or staged in the journal)."""
+    """One send date's objects as they will be after the run (published, or staged in the journal)."""
 
-    events: str
+    messages: str
     funnel: str
 
 
@@ -51,9 +55,9 @@ Campaigns = tuple[str | None, ...] | None
 
 @dataclass(frozen=True)
 class ShareJob:
-    """One user share of the events in some partitions: the unit of work of the lifetime count."""
+    """One user share of the messages in some partitions: the unit of work of the lifetime count."""
 
-    keys: tuple[str, ...]  # events partitions (published, or staged in the journal)
+    keys: tuple[str, ...]  # messages partitions (published, or staged in the journal)
     campaigns: Campaigns
     share: int
     shares: int
@@ -61,10 +65,10 @@ class ShareJob:
 
 def count_share(warehouse: str, job: ShareJob) -> pl.DataFrame:
     """The funnel counts of one user share, one row per campaign (a small frame: no rates yet)."""
-    events = _columns(open_store(warehouse), list(job.keys), job.campaigns)
+    messages = _columns(open_store(warehouse), list(job.keys), job.campaigns)
     if job.shares > 1:
-        events = events.filter(user_share(job.shares) == job.share)
-    return funnel_counts(events, ["campaign_id"]).collect(engine="streaming")
+        messages = messages.filter(user_share(job.shares) == job.share)
+    return funnel_counts(messages, ["campaign_id"]).collect(engine="streaming")
 
 
 def _columns(store: Store, keys: list[str], campaigns: Campaigns) -> pl.LazyFrame:
@@ -84,19 +88,19 @@ def lifetime_after_run(layout: Layout, rebuilt: dict[date, DateFiles | None], co
     read, or has other columns), or when a date's daily funnel is missing or cannot be read.
     """
     after = {
-        day: DateFiles(layout.event_partition(day), layout.daily_funnel_partition(day))
-        for day in layout.event_dates()
+        day: DateFiles(layout.message_partition(day), layout.daily_funnel_partition(day))
+        for day in layout.send_dates()
         if day not in rebuilt
     }
     after |= {day: files for day, files in rebuilt.items() if files is not None}
-    everything = [files.events for files in after.values()]
+    everything = [files.messages for files in after.values()]
     previous = _published(layout)
     if previous is None or not all(layout.store.head(files.funnel) for files in after.values()):
         return count_lifetime(everything, None, count)
     try:
         return _recount_touched(layout, rebuilt, after, previous, count)
     except (pl.exceptions.PolarsError, OSError) as error:  # a damaged funnel file: slower, same result
-        log.warning("could not use the published funnels (%s); counting the lifetime funnel from every event", error)
+        log.warning("could not use the published funnels (%s); counting the lifetime funnel from every message", error)
         return count_lifetime(everything, None, count)
 
 
@@ -116,15 +120,15 @@ def _recount_touched(
     listed = storage.scan_parquet(layout.store, funnels).select(pl.col("campaign_id").unique()).collect()
     touched = tuple(listed.to_series().to_list())
     dates = _dates_listing(layout.store, _of(touched), {day: files.funnel for day, files in after.items()})
-    recounted = count_lifetime([after[day].events for day in dates], touched, count)
+    recounted = count_lifetime([after[day].messages for day in dates], touched, count)
     kept = previous.filter(~_of(touched))
     return pl.concat([kept, recounted]).sort("campaign_id", nulls_last=True)
 
 
 def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount) -> pl.DataFrame:
-    """The lifetime funnel of the events (of `campaigns` only, unless None) in the given partitions.
+    """The lifetime funnel of the messages (of `campaigns` only, unless None) in the given partitions.
 
-    Distinct users need every event of a user in one place: when the events are too many to hold
+    Distinct users need every message of a user in one place: when the messages are too many to hold
     their user sets at once, they are counted one user share at a time (`count_share`), each a
     filtered pass over the partitions; past `max_passes` shares, one pass first splits them into
     share scratch files, then each share is counted on its own. The shares add up exactly.
@@ -140,25 +144,10 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
         return funnel_from_counts([count_share(count.warehouse, job) for job in jobs], ["campaign_id"])
     # The scratch files are local to this process: the shares of a split are counted here.
     with store.scratch(count.scratch_prefix) as folder:
-        pieces = (_columns(store, keys, campaigns) for keys in _runs_of_rows(store, events, tuning.split_rows))
+        pieces = (_columns(store, keys, campaigns) for keys in runs_of_rows(store, events, tuning.split_rows))
         groups = storage.sink_parquet_split(pieces, user_share(shares), folder)
         parts = [storage.scan_local(files) for files in groups] or [pl.LazyFrame(schema=FUNNEL_INPUT)]
         return funnel_of_user_shares(parts, ["campaign_id"])
-
-
-def _runs_of_rows(store: Store, keys: list[str], rows: int) -> Iterator[list[str]]:
-    """Consecutive objects in runs of about `rows` rows (one larger than that is a run of its own)."""
-    run: list[str] = []
-    held = 0
-    for key in keys:
-        count = storage.rows_in(store, key)
-        if run and held + count > rows:
-            yield run
-            run, held = [], 0
-        run.append(key)
-        held += count
-    if run:
-        yield run
 
 
 def _published(layout: Layout) -> pl.DataFrame | None:
@@ -168,7 +157,7 @@ def _published(layout: Layout) -> pl.DataFrame | None:
     try:
         table = storage.read_parquet(layout.store, layout.lifetime_funnel)
     except (pl.exceptions.PolarsError, OSError) as error:
-        log.warning("could not read the published lifetime funnel (%s); counting it from every event", error)
+        log.warning("could not read the published lifetime funnel (%s); counting it from every message", error)
         return None
     expected = lifetime_funnel(pl.LazyFrame(schema=FUNNEL_INPUT)).collect_schema()
     return table if table.schema == expected else None

@@ -66,13 +66,15 @@ class Manifest:
     started_at: str
     totals: Totals
     files: list[FileEntry]
-    dates_written: list[str]
+    dates_written: list[str]  # event dates
     dates_deleted: list[str]
     quarantine_reasons: dict[str, int]
     notes: list[str]
     outcome: str = ""
     finished_at: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    send_dates_written: list[str] = field(default_factory=list)  # messages and daily funnel partitions
+    send_dates_deleted: list[str] = field(default_factory=list)
 
     def document(self) -> dict[str, Any]:
         """The manifest as written to `_runs/<run_id>.json`."""

@@ -2,8 +2,10 @@
 
 This module only decides which units of work to run and hands their small results to the journal:
 - `etl.staging.stage_file`: one landing file -> its staged copy and quarantine rows;
-- `etl.dates.process_date`: one event date -> its events partition and daily funnel, and the
-  loaded/duplicate counts of the files that carry it;
+- `etl.dates.process_date`: one event date -> its events partition, and the loaded/duplicate
+  counts of the files that carry it;
+- `etl.sends`: the messages touched by those event dates, counted again, and every send date they
+  were or are on -> its messages partition and daily funnel;
 - `etl.lifetime.lifetime_after_run`: the lifetime funnel, counted again for the campaigns touched;
 and around them `etl.plan` (what to do), `etl.quarantine` (the quarantine partitions), `etl.upgrade`
 (older warehouses), `etl.manifest` (what was done, and the exit code).
@@ -28,10 +30,11 @@ from etl.lifetime import DateFiles, LifetimeCount, lifetime_after_run
 from etl.manifest import FileEntry, Manifest, Totals, reason_counts, verdict
 from etl.plan import Plan, Window, dates_to_rebuild, make_plan, note_other_files
 from etl.quarantine import stage_quarantine
+from etl.sends import rebuild_send_dates
 from etl.settings import Settings
 from etl.staging import StagedFile, stage_file
 from etl.storage import Store, open_store
-from etl.upgrade import UPGRADE_NOTE, upgrade_staged
+from etl.upgrade import IDS_CHANGED, upgrade_note, upgrade_staged
 from etl.warehouse import (
     REGISTRY_VERSION,
     Journal,
@@ -137,10 +140,12 @@ def _execute_run(
     with writer_lock(layout, run_id) as lock_notes:
         notes = lock_notes + recover(layout)
         registry = load_registry(layout)
-        upgrade = registry_version(layout) < REGISTRY_VERSION
-        if upgrade:  # every published event id changes: rebuild every date once
+        version = registry_version(layout)
+        upgrade = version < REGISTRY_VERSION
+        if version < IDS_CHANGED:  # every published event id changes: reprocess every date once
             window = (date.min, date.max)
-            notes.append(UPGRADE_NOTE)
+        if upgrade:
+            notes.append(upgrade_note(version))
         plan = _discover_and_plan(landing_store, registry, load_passed_over(layout), window, settings.min_file_age)
         notes += plan.notes
         timer.lap("discover")
@@ -157,7 +162,7 @@ def _execute_run(
             notes += unread
             staged_keys = {entry.sha256: Layout.staged(entry.sha256) for entry in registry.values()}
             staged_keys |= {file.file.sha256: file.staged_key for file in staged}
-            if upgrade:
+            if version < IDS_CHANGED:
                 converted = upgrade_staged(layout.store, run_id, plan.kept, settings.tuning.upgrade_batch_rows)
                 staged_keys |= converted
                 for sha in converted:
@@ -166,7 +171,18 @@ def _execute_run(
                 journal.adopt(Layout.staged(file.file.sha256))
             timer.lap("read")
             manifest = _rebuild_and_stage(
-                settings, layout, journal, registry, plan, staged, staged_keys, window, started, progress, timer
+                settings,
+                layout,
+                journal,
+                registry,
+                plan,
+                staged,
+                staged_keys,
+                window,
+                upgrade,
+                started,
+                progress,
+                timer,
             )
             manifest.notes = notes + manifest.notes
             if window and not upgrade and not plan.new and not manifest.dates_written + manifest.dates_deleted:
@@ -257,6 +273,7 @@ def _rebuild_and_stage(
     staged: list[StagedFile],
     staged_keys: dict[str, str],
     window: Window,
+    upgrade: bool,
     started: datetime,
     progress: Progress,
     timer: _Timer,
@@ -265,7 +282,9 @@ def _rebuild_and_stage(
     updated = _registry_after(registry, staged, new_shas, started, journal.run_id)
     timer.lap("stage")
 
-    rebuilt_days = dates_to_rebuild(layout.event_dates(), registry, updated, new_shas, window)
+    # An upgrade rebuilds every date once, from the staged copies.
+    rebuild_window = (date.min, date.max) if upgrade else window
+    rebuilt_days = dates_to_rebuild(layout.event_dates(), registry, updated, new_shas, rebuild_window)
     counted_days = {day for file in staged for day in file.dates}
     days = sorted(set(rebuilt_days) | counted_days)
     ranks = {file.file.sha256: rank for rank, file in enumerate(staged, start=1)}
@@ -287,27 +306,22 @@ def _rebuild_and_stage(
             progress.on_date_done(day)
     timer.lap("rebuild dates")
 
-    rebuilt: dict[date, DateFiles | None] = {}  # the new objects of each rebuilt date (None: now empty)
+    rebuilt_events: dict[date, str | None] = {}  # the staged partition of each rebuilt date (None: now empty)
     written, deleted = [], []
     for result in results:
         if result.day not in rebuilt_days:
             continue
-        events, funnel = layout.event_partition(result.day), layout.daily_funnel_partition(result.day)
+        events = layout.event_partition(result.day)
         if result.events:
             journal.adopt(events)
-            journal.adopt(funnel)
             written.append(result.day.isoformat())
-            rebuilt[result.day] = DateFiles(journal.key(events), journal.key(funnel))
+            rebuilt_events[result.day] = journal.key(events)
         else:
             journal.delete(events)
-            journal.delete(funnel)
             deleted.append(result.day.isoformat())
-            rebuilt[result.day] = None
-    if rebuilt:
-        count = LifetimeCount(settings.warehouse, journal.scratch_prefix(), settings.tuning)
-        lifetime = lifetime_after_run(layout, rebuilt, count)
-        journal.put_parquet(lifetime, layout.lifetime_funnel, required_columns(LifetimeFunnel))
-    timer.lap("lifetime funnel")
+            rebuilt_events[result.day] = None
+    sends_written, sends_deleted = _rebuild_sends(settings, layout, journal, rebuilt_events, upgrade)
+    timer.lap("messages and lifetime funnel")
     stage_quarantine(layout, journal, staged)
     journal.put_json(registry_document(updated, plan.not_feed_files), layout.registry)
     timer.lap("quarantine")
@@ -316,7 +330,47 @@ def _rebuild_and_stage(
         for sha, (loaded, duplicates) in result.counts.items():
             before = counts.get(sha, (0, 0))
             counts[sha] = (before[0] + loaded, before[1] + duplicates)
-    return _manifest(settings, journal.run_id, window, started, plan, staged, counts, written, deleted)
+    manifest = _manifest(settings, journal.run_id, window, started, plan, staged, counts, written, deleted)
+    manifest.send_dates_written, manifest.send_dates_deleted = sends_written, sends_deleted
+    return manifest
+
+
+def _rebuild_sends(
+    settings: Settings, layout: Layout, journal: Journal, rebuilt_events: dict[date, str | None], everything: bool
+) -> tuple[list[str], list[str]]:
+    """Stage the messages and daily funnels of every send date the rebuilt event dates touch, and the
+    lifetime funnel; the send dates written and deleted. `everything`: count every message again."""
+    if not rebuilt_events:
+        return [], []
+    after = {day: layout.event_partition(day) for day in layout.event_dates() if day not in rebuilt_events}
+    after |= {day: key for day, key in rebuilt_events.items() if key is not None}
+    scratch = journal.scratch_prefix()
+    outcome = rebuild_send_dates(layout, journal.run_id, scratch, rebuilt_events, after, everything, settings.tuning)
+    rebuilt: dict[date, DateFiles | None] = {}  # the new objects of each rebuilt send date (None: now empty)
+    written, deleted = [], []
+    for result in outcome.results:
+        if not result.changed:
+            continue
+        messages, funnel = layout.message_partition(result.day), layout.daily_funnel_partition(result.day)
+        if result.messages:
+            journal.adopt(messages)
+            journal.adopt(funnel)
+            written.append(result.day.isoformat())
+            rebuilt[result.day] = DateFiles(journal.key(messages), journal.key(funnel))
+        else:
+            journal.delete(messages)
+            journal.delete(funnel)
+            deleted.append(result.day.isoformat())
+            rebuilt[result.day] = None
+    if everything:  # daily funnels of earlier versions were by event date
+        for key in layout.funnels_by_event_date():
+            journal.delete(key)
+    journal.put_parquet(outcome.pairs, layout.message_dates)
+    if rebuilt or everything:
+        count = LifetimeCount(settings.warehouse, scratch, settings.tuning)
+        lifetime = lifetime_after_run(layout, rebuilt, count)
+        journal.put_parquet(lifetime, layout.lifetime_funnel, required_columns(LifetimeFunnel))
+    return written, deleted
 
 
 def _registry_after(

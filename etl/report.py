@@ -12,29 +12,41 @@ from contracts import REASONS, rate_definitions
 from etl import storage, tables
 from etl.storage import Store
 
-STAGES = ("sent", "delivered", "viewed", "clicked")
-EXITS = ("soft_bounced", "hard_bounced", "unsubscribed", "marked_as_spam")
-TREND = {"sent": "#2b6cb0", "viewed": "#2f855a", "clicked": "#b7791f"}
+#: The funnel of a campaign's messages: each stage a share of its messages (SPEC §5).
+STAGES = {"messages": "messages", "delivered_base": "delivered", "viewed": "opened", "clicked": "clicked"}
+EXITS = {"bounced": "bounced", "unsubscribed": "unsubscribed", "marked_as_spam": "marked as spam"}
+COHORT = {"messages": "#2b6cb0", "viewed": "#2f855a", "clicked": "#b7791f"}
+HUMAN_COLOR = "#68d391"
 
 
 def render_report(warehouse: Store, generated: datetime | None = None) -> str:
     """The whole report as one HTML page."""
-    lifetime = tables.lifetime(warehouse).sort("sent", "campaign_id", descending=[True, False], nulls_last=True)
+    lifetime = tables.lifetime(warehouse).sort("messages", "campaign_id", descending=[True, False], nulls_last=True)
     daily = tables.daily(warehouse)
     quarantine = tables.quarantine(warehouse)
     stamp = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    days = daily["event_date"].unique().sort().to_list()
-    span = f"{days[0]} to {days[-1]}" if days else "no dates yet"
+    days = daily["send_date"].unique().sort().to_list()
+    span = f"sent {days[0]} to {days[-1]}" if days else "no messages yet"
+    messages = int(lifetime["messages"].sum()) if lifetime.height else 0
     parts = [
         "<header><h1>Campaign funnels</h1>"
-        f"<p class=meta>{lifetime.height} campaigns · {tables.event_count(warehouse):,} events · {span} · "
-        f"{quarantine.height:,} records in quarantine · generated {stamp}</p></header>",
+        f"<p class=meta>{lifetime.height} campaigns · {messages:,} messages · "
+        f"{tables.row_count(warehouse):,} events · {span} · "
+        f"{quarantine.height:,} records in quarantine · generated {stamp}</p>"
+        f"<p class=meta>{_HOW_COUNTED}</p></header>",
         _overview(lifetime),
-        _overall_trend(daily),
+        _overall_cohorts(daily),
         *(_campaign(row, daily) for row in lifetime.iter_rows(named=True)),
         _quarantine(quarantine),
     ]
     return _PAGE.format(body="\n".join(parts))
+
+
+_HOW_COUNTED = (
+    "Every number counts messages (one send of a campaign to one user), on the date the message was sent, "
+    "with everything that happened to it later: a click counts as an open, and any engagement as a delivery. "
+    "Rates are shares of the messages delivered, so none can pass 100 %."
+)
 
 
 def write_report(warehouse: Store, out: Store, key: str) -> str:
@@ -43,34 +55,44 @@ def write_report(warehouse: Store, out: Store, key: str) -> str:
     return out.describe(key)
 
 
+def _machine_opens_flagged(frame: pl.DataFrame) -> bool:
+    """Whether some open was flagged as a machine's (then human opens are shown beside opens)."""
+    return frame.height > 0 and bool((frame["viewed_human"] < frame["viewed"]).any())
+
+
 def _overview(lifetime: pl.DataFrame) -> str:
     if lifetime.is_empty():
         return "<section><h2>All campaigns</h2><p>No events yet: run <code>etl run</code> first.</p></section>"
-    head = "".join(
-        f"<th>{h}</th>" for h in ("#", "campaign", "sent", "delivered", "open", "click", "bounce", "unsub.", "")
-    )
+    human = _machine_opens_flagged(lifetime)
+    headings = ["#", "campaign", "messages", "delivered", "open", *(["human open"] if human else []), "click"]
+    head = "".join(f"<th>{h}</th>" for h in (*headings, "bounce", "unsub.", ""))
     rows = []
     for rank, row in enumerate(lifetime.iter_rows(named=True), start=1):
         flag = "<span class=flag>delivery estimated</span>" if row["delivered_estimated"] else ""
+        human_cell = f"<td class=num>{_pct(row['human_open_rate'])}</td>" if human else ""
         rows.append(
             f"<tr><td>{rank}</td>"
             f"<td><a href='#c-{_anchor(row['campaign_id'])}'>{_name(row['campaign_id'])}</a></td>"
-            f"<td class=num>{row['sent']:,}</td><td class=num>{row['delivered']:,}</td>"
-            f"<td class=num>{_pct(row['open_rate'])}</td><td class=num>{_pct(row['click_rate'])}</td>"
+            f"<td class=num>{row['messages']:,}</td><td class=num>{row['delivered_base']:,}</td>"
+            f"<td class=num>{_pct(row['open_rate'])}</td>{human_cell}<td class=num>{_pct(row['click_rate'])}</td>"
             f"<td class=num>{_pct(row['bounce_rate'])}</td><td class=num>{_pct(row['unsubscribe_rate'])}</td>"
             f"<td>{flag}</td></tr>"
         )
     return (
-        "<section><h2>All campaigns <small>ranked by messages sent</small></h2>"
+        "<section><h2>All campaigns <small>ranked by messages</small></h2>"
         f"<table class=overview><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
 
 
-def _overall_trend(daily: pl.DataFrame) -> str:
+def _overall_cohorts(daily: pl.DataFrame) -> str:
     if daily.is_empty():
         return ""
-    per_day = daily.group_by("event_date").agg(pl.col(list(TREND)).sum()).sort("event_date")
-    return "<section><h2>Daily trend, all campaigns</h2>" + _trend_svg(per_day) + "</section>"
+    per_day = daily.group_by("send_date").agg(pl.col(*COHORT, "viewed_human").sum()).sort("send_date")
+    return (
+        "<section><h2>Messages by send date, all campaigns</h2>"
+        "<p class=meta>Each point is the messages sent that day, and how many of them were opened and clicked "
+        "(at any time since).</p>" + _cohort_svg(per_day) + "</section>"
+    )
 
 
 def _campaign(row: dict[str, Any], daily: pl.DataFrame) -> str:
@@ -79,61 +101,69 @@ def _campaign(row: dict[str, Any], daily: pl.DataFrame) -> str:
         for name, definition in rate_definitions().items()  # as the contract describes them
     )
     note = (
-        "<p class=note>This campaign has no Delivered events (its provider does not report them): the "
-        f"delivered base is estimated as sent minus bounces = {row['delivered_base']:,}.</p>"
+        "<p class=note>No message of this campaign has a Delivered event (its provider does not report them): "
+        f"the delivered base is estimated as the messages not bounced = {row['delivered_base']:,}.</p>"
         if row["delivered_estimated"]
         else ""
     )
     mine = daily.filter(
         pl.col("campaign_id").is_null() if row["campaign_id"] is None else pl.col("campaign_id") == row["campaign_id"]
-    ).sort("event_date")
+    ).sort("send_date")
     return (
         f"<section id='c-{_anchor(row['campaign_id'])}' class=campaign>"
         f"<h2>Campaign {_name(row['campaign_id'])}</h2>{note}"
-        f"<div class=cols><div><h3>Funnel</h3>{_funnel_svg(row)}</div>"
+        f"<div class=cols><div><h3>Funnel <small>share of messages</small></h3>{_funnel_svg(row)}</div>"
         f"<div><h3>Rates</h3><table class=rates>{rates}</table></div></div>"
-        f"<h3>Per day</h3>{_trend_svg(mine)}</section>"
+        f"<h3>By send date</h3>{_cohort_svg(mine)}</section>"
     )
 
 
 def _funnel_svg(row: dict[str, Any]) -> str:
-    """Stages as descending bars with the step conversion, then the exits in another colour."""
-    top = max([int(row[name]) for name in (*STAGES, *EXITS)] + [1])
-    width, bar, gap, label = 520, 24, 8, 120
-    room = width - label - 150
+    """Stages as descending bars, each with its share of the messages; then the exits in another
+    colour; human opens beside opens when some opens were machine opens."""
+    total = max(int(row["messages"]), 1)
+    width, bar, gap, label = 560, 24, 8, 120
+    room = width - label - 170
+    stages = dict(STAGES)
+    if int(row["viewed_human"]) < int(row["viewed"]):
+        stages = {**{k: v for k, v in STAGES.items() if k != "clicked"}, "viewed_human": "opened by people"}
+        stages["clicked"] = STAGES["clicked"]
     items, y = [], 0
-    previous: int | None = None
-    for name in (*STAGES, *EXITS):
+    for name, title in (*stages.items(), *EXITS.items()):
         value = int(row[name])
-        if name == EXITS[0]:
+        if name == next(iter(EXITS)):
             y += 14
             items.append(f"<text class=section x='0' y='{y}'>exits</text>")
             y += 6
-        length = round(room * value / top) if value else 0
-        color = "#2b6cb0" if name in STAGES else "#c05621"
-        step = f" ({value / previous:.0%} of previous)" if name in STAGES[1:] and previous else ""
+        length = round(room * value / total) if value else 0
+        color = HUMAN_COLOR if name == "viewed_human" else "#2b6cb0" if name in stages else "#c05621"
+        share = f" ({value / total:.0%} of messages)" if name != "messages" else ""
         items.append(
-            f"<text x='0' y='{y + 16}'>{name.replace('_', ' ')}</text>"
+            f"<text x='0' y='{y + 16}'>{title}</text>"
             f"<rect class=bar x='{label}' y='{y}' width='{max(length, 1)}' height='{bar}' fill='{color}'>"
-            f"<title>{name}: {value:,}</title></rect>"
-            f"<text x='{label + length + 6}' y='{y + 16}'>{value:,}{step}</text>"
+            f"<title>{title}: {value:,}</title></rect>"
+            f"<text x='{label + length + 6}' y='{y + 16}'>{value:,}{share}</text>"
         )
-        previous = value if name in STAGES else previous
         y += bar + gap
     return _svg("funnel", width, y, items)
 
 
-def _trend_svg(per_day: pl.DataFrame) -> str:
-    """Sent, viewed and clicked per day as lines with points."""
+def _cohort_svg(per_day: pl.DataFrame) -> str:
+    """Messages, opened and clicked by send date; the date axis is proportional to time (a gap of
+    days shows as a gap)."""
     if per_day.is_empty():
-        return "<p class=meta>No daily data.</p>"
-    days: list[date] = per_day["event_date"].to_list()
-    width, height, left, bottom, top_pad = 640, 200, 56, 28, 12
-    peak = max(1, *(int(v) for name in TREND for v in per_day[name].to_list()))
+        return "<p class=meta>No messages.</p>"
+    days: list[date] = per_day["send_date"].to_list()
+    span = max((days[-1] - days[0]).days, 1)
+    width, height, left, bottom, top_pad = 640, 200, 56, 28, 16
+    series = dict(COHORT)
+    if bool((per_day["viewed_human"] < per_day["viewed"]).any()):
+        series["viewed_human"] = HUMAN_COLOR
+    peak = max(1, *(int(v) for name in series for v in per_day[name].to_list()))
     plot_w, plot_h = width - left - 16, height - bottom - top_pad
 
-    def x(i: int) -> float:
-        return left + (plot_w * i / (len(days) - 1) if len(days) > 1 else plot_w / 2)
+    def x(day: date) -> float:
+        return left + (plot_w * (day - days[0]).days / span if len(days) > 1 else plot_w / 2)
 
     def y(v: int) -> float:
         return top_pad + plot_h * (1 - v / peak)
@@ -143,24 +173,43 @@ def _trend_svg(per_day: pl.DataFrame) -> str:
         f"<text x='{left - 6}' y='{y(peak) + 4:.1f}' text-anchor='end'>{peak:,}</text>",
         f"<text x='{left - 6}' y='{y(0) + 4:.1f}' text-anchor='end'>0</text>",
     ]
-    labelled = range(len(days)) if len(days) <= 8 else (0, len(days) - 1)
-    for i in labelled:
-        anchor = "start" if i == 0 and len(days) > 1 else "end" if i == len(days) - 1 and len(days) > 1 else "middle"
-        parts.append(f"<text x='{x(i):.1f}' y='{height - 8}' text-anchor='{anchor}'>{days[i]}</text>")
-    for index, (name, color) in enumerate(TREND.items()):
+    for day in _axis_days(days):
+        anchor = (
+            "start" if day == days[0] and len(days) > 1 else "end" if day == days[-1] and len(days) > 1 else "middle"
+        )
+        parts.append(f"<text x='{x(day):.1f}' y='{height - 8}' text-anchor='{anchor}'>{day}</text>")
+    names = {"messages": "messages", "viewed": "opened", "clicked": "clicked", "viewed_human": "opened by people"}
+    for index, (name, color) in enumerate(series.items()):
         values = [int(v) for v in per_day[name].to_list()]
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
-        parts.append(f"<polyline class=line points='{points}' fill='none' stroke='{color}' stroke-width='2'/>")
+        for run in _consecutive(list(zip(days, values, strict=True))):  # a gap of days breaks the line
+            points = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in run)
+            parts.append(f"<polyline class=line points='{points}' fill='none' stroke='{color}' stroke-width='2'/>")
         parts += [
-            f"<circle cx='{x(i):.1f}' cy='{y(v):.1f}' r='3' fill='{color}'>"
-            f"<title>{days[i]} {name}: {v:,}</title></circle>"
-            for i, v in enumerate(values)
+            f"<circle cx='{x(d):.1f}' cy='{y(v):.1f}' r='3' fill='{color}'>"
+            f"<title>sent {d}: {v:,} {names[name]}</title></circle>"
+            for d, v in zip(days, values, strict=True)
         ]
         parts.append(
-            f"<rect x='{left + 8 + index * 90}' y='2' width='10' height='10' fill='{color}'/>"
-            f"<text x='{left + 22 + index * 90}' y='11'>{name}</text>"
+            f"<rect x='{left + 8 + index * 120}' y='2' width='10' height='10' fill='{color}'/>"
+            f"<text x='{left + 22 + index * 120}' y='11'>{names[name]}</text>"
         )
     return _svg("trend", width, height, parts)
+
+
+def _consecutive(points: list[tuple[date, int]]) -> list[list[tuple[date, int]]]:
+    """The points in runs of consecutive days."""
+    runs: list[list[tuple[date, int]]] = []
+    for point in points:
+        if runs and (point[0] - runs[-1][-1][0]).days == 1:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return runs
+
+
+def _axis_days(days: list[date]) -> list[date]:
+    """The dates labelled on the axis: all of a few, else the first and the last."""
+    return days if len(days) <= 6 else [days[0], days[-1]]
 
 
 def _svg(kind: str, width: int, height: int, parts: list[str]) -> str:
@@ -199,7 +248,7 @@ def _pct(value: object) -> str:
 
 
 def _name(campaign: object) -> str:
-    return "(no campaign)" if campaign is None else html.escape(str(campaign))
+    return tables.NO_CAMPAIGN if campaign is None else html.escape(str(campaign))
 
 
 def _anchor(campaign: object) -> str:

@@ -7,8 +7,12 @@ flat however large a date or the warehouse grows. The share size is `Tuning.shar
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import polars as pl
+
+from etl import storage
+from etl.storage import Store
 
 
 def share_count(rows: int, share_rows: int) -> int:
@@ -28,3 +32,18 @@ def id_shares(rows: int, share_rows: int) -> list[pl.Expr]:
         return [pl.lit(True)]
     digits = pl.col("event_id").str.slice(0, 6).str.to_integer(base=16)  # the id is a uniform hex hash
     return [digits % count == n for n in range(count)]
+
+
+def runs_of_rows(store: Store, keys: list[str], rows: int) -> Iterator[list[str]]:
+    """Consecutive Parquet objects in runs of about `rows` rows (one larger than that is a run of its own)."""
+    run: list[str] = []
+    held = 0
+    for key in keys:
+        count = storage.rows_in(store, key)
+        if run and held + count > rows:
+            yield run
+            run, held = [], 0
+        run.append(key)
+        held += count
+    if run:
+        yield run

@@ -1,4 +1,4 @@
-"""Read the published tables back: funnels for `etl metrics` and the report, quarantine, event counts."""
+"""Read the published tables back: funnels for `etl metrics` and the report, quarantine, counts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from etl.warehouse import Layout
 from etl.warehouse.layout import DAILY_FUNNEL, EVENTS, QUARANTINE
 
 LIFETIME_COLUMNS = list(LifetimeFunnel.to_schema().columns)
-DAILY_COLUMNS = ["event_date", *LIFETIME_COLUMNS]
+DAILY_COLUMNS = ["send_date", *LIFETIME_COLUMNS]
+#: How a row without a campaign is shown, everywhere.
+NO_CAMPAIGN = "(no campaign)"
 
 
 def open_warehouse(location: str) -> Store:
@@ -45,10 +47,10 @@ def daily(store: Store, start: date | None = None, end: date | None = None) -> p
     if scan is None:
         return empty_table(DailyFunnel).select(DAILY_COLUMNS)
     if start:
-        scan = scan.filter(pl.col("event_date") >= start)
+        scan = scan.filter(pl.col("send_date") >= start)
     if end:
-        scan = scan.filter(pl.col("event_date") <= end)
-    return scan.select(DAILY_COLUMNS).sort("event_date", "campaign_id", nulls_last=True).collect()
+        scan = scan.filter(pl.col("send_date") <= end)
+    return scan.select(DAILY_COLUMNS).sort("send_date", "campaign_id", nulls_last=True).collect()
 
 
 def quarantine(store: Store) -> pl.DataFrame:
@@ -56,15 +58,15 @@ def quarantine(store: Store) -> pl.DataFrame:
     return empty_table(QuarantineRecord) if scan is None else scan.collect()
 
 
-def event_count(store: Store) -> int:
-    scan = storage.scan_table(store, EVENTS)
+def row_count(store: Store, table: str = EVENTS) -> int:
+    scan = storage.scan_table(store, table)
     return 0 if scan is None else int(scan.select(pl.len()).collect().item())
 
 
 def metrics(
     store: Store, campaign: str | None = None, start: date | None = None, end: date | None = None
 ) -> pl.DataFrame:
-    """Lifetime funnel per campaign; with a date bound, the daily funnel rows in that range."""
+    """Lifetime funnel per campaign; with a date bound, the daily funnel rows of the send dates in that range."""
     frame = daily(store, start, end) if (start or end) else lifetime(store)
     if campaign is not None:
         frame = frame.filter(pl.col("campaign_id") == campaign)

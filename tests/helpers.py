@@ -63,7 +63,7 @@ def assert_accounted(manifest: dict[str, Any]) -> None:
 def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
     """Every table's rows in a canonical order, run metadata aside."""
     frames = {}
-    for name in ("events", "campaign_daily_funnel", "campaign_funnel", "quarantine"):
+    for name in ("events", "messages", "campaign_daily_funnel", "campaign_funnel", "quarantine"):
         frame = table(warehouse, name)
         if name in ("events", "quarantine"):
             frame = frame.drop("run_id", "ingested_at", "ingest_date", strict=False)

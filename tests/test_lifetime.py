@@ -1,5 +1,5 @@
-"""The lifetime funnel after each run equals a count over every event, while a run reads only the
-dates of the campaigns it touched."""
+"""After each run the messages, daily and lifetime funnels equal a count over every event, while a
+run reads only the send dates of the campaigns it touched."""
 
 from __future__ import annotations
 
@@ -11,26 +11,35 @@ import polars as pl
 import pytest
 
 from etl import lifetime
-from etl.funnel import lifetime_funnel
+from etl.funnel import daily_funnel, lifetime_funnel
+from etl.messages import MESSAGE_INPUT, messages_of
 from etl.pipeline import reprocess
 from etl.settings import Settings, Tuning
 from tests.helpers import INGESTED_AT, day_file_records, events, fixed_clock, record, run_at, table, write
 
 
-def assert_lifetime_counts_every_event(warehouse: Path) -> None:
-    published = table(warehouse, "campaign_funnel")
-    columns = events(warehouse).select("campaign_id", "event", "user_id")
-    assert published.equals(lifetime_funnel(columns.lazy()).collect())
+def assert_lifetime_counts_every_event(warehouse: Path, daily: bool = True) -> None:
+    """The published messages and funnels (`daily`: the daily funnel too) are those of a count over
+    every published event."""
+    every = events(warehouse).select(*MESSAGE_INPUT)
+    messages = messages_of(every.lazy()).collect()
+    key = ["send_date", "campaign_id", "user_id", "message_id"]
+    published = table(warehouse, "messages")
+    assert published.sort(key, nulls_last=True).equals(messages.select(published.columns).sort(key, nulls_last=True))
+    if daily:
+        by_date = table(warehouse, "campaign_daily_funnel").sort("send_date", "campaign_id", nulls_last=True)
+        assert by_date.equals(daily_funnel(messages.lazy()).collect().select(by_date.columns))
+    assert table(warehouse, "campaign_funnel").equals(lifetime_funnel(messages.lazy()).collect())
 
 
 def spy_on_counted_dates(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The event dates each run's lifetime count read (one list per count)."""
+    """The send dates each run's lifetime count read (one list per count)."""
     calls: list[list[str]] = []
     count = lifetime.count_lifetime
 
     def spy(keys: list[str], *args: Any) -> pl.DataFrame:
         published = [key.split("/")[1] for key in keys if not key.startswith("_state/journal/")]
-        calls.append(sorted(folder.removeprefix("event_date=") for folder in published))
+        calls.append(sorted(folder.removeprefix("send_date=") for folder in published))
         calls[-1] += ["<staged>"] * (len(keys) - len(published))  # dates this run rebuilt
         return count(keys, *args)
 
@@ -82,9 +91,15 @@ def test_a_nightly_run_counts_again_only_the_campaigns_it_touched(
     assert after.filter(pl.col("campaign_id") != "NEW").equals(before)
     assert_lifetime_counts_every_event(wh)
 
-    write(landing, "late.json", day_file_records(6, range(0, 6), "BOTH"))
+    late = [{**r, "messageId": "second"} for r in day_file_records(6, range(0, 6), "BOTH")]  # new messages
+    write(landing, "late.json", late)
     run_at(landing, wh, at=INGESTED_AT + timedelta(days=2))
-    assert counted[1] == ["2024-05-02", "<staged>"]  # BOTH also has events on day 2, but not on days 1 and 5
+    assert counted[1] == ["2024-05-02", "<staged>"]  # BOTH also has messages sent on day 2, but not on 1 and 5
+    assert_lifetime_counts_every_event(wh)
+
+    write(landing, "later.json", day_file_records(7, range(0, 2), "BOTH"))  # the day-2 messages of u0 and u1
+    run_at(landing, wh, at=INGESTED_AT + timedelta(days=3))
+    assert counted[2] == ["2024-05-06", "<staged>"]  # day 2 is rebuilt, day 6 is read as published
     assert_lifetime_counts_every_event(wh)
 
 
@@ -101,7 +116,7 @@ def test_lifetime_is_counted_whole_without_a_published_table(tmp_path: Path, mon
 
 
 @pytest.mark.parametrize(
-    "damaged", ["campaign_funnel/part-0.parquet", "campaign_daily_funnel/event_date=2024-05-02/part-0.parquet"]
+    "damaged", ["campaign_funnel/part-0.parquet", "campaign_daily_funnel/send_date=2024-05-02/part-0.parquet"]
 )
 def test_a_damaged_funnel_file_is_counted_again_from_the_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damaged: str
@@ -115,17 +130,17 @@ def test_a_damaged_funnel_file_is_counted_again_from_the_events(
     result = run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
     assert result.exit_code == 0
     assert counted[-1] == ["2024-05-01", "2024-05-02", "<staged>"]
-    assert "counting" in caplog.text and "from every event" in caplog.text
-    assert_lifetime_counts_every_event(wh)
+    assert "counting" in caplog.text and "from every message" in caplog.text
+    assert_lifetime_counts_every_event(wh, daily="daily" not in damaged)  # (a damaged one stays as it is)
 
 
 def test_a_date_without_its_daily_funnel_means_a_whole_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     write(landing, "old.json", day_file_records(1, range(0, 4), "OLD") + day_file_records(2, range(0, 4), "BOTH"))
     run_at(landing, wh)
-    (wh / "campaign_daily_funnel" / "event_date=2024-05-01" / "part-0.parquet").unlink()
+    (wh / "campaign_daily_funnel" / "send_date=2024-05-01" / "part-0.parquet").unlink()
     counted = spy_on_counted_dates(monkeypatch)
     write(landing, "new.json", day_file_records(5, range(2, 6), "NEW"))
     run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
     assert counted == [["2024-05-01", "2024-05-02", "<staged>"]]
-    assert_lifetime_counts_every_event(wh)
+    assert_lifetime_counts_every_event(wh, daily=False)  # (the deleted daily funnel stays deleted)

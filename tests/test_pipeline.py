@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from etl.errors import EtlError
 from etl.pipeline import reprocess
 from etl.settings import Settings, Tuning
-from etl.upgrade import UPGRADE_NOTE
+from etl.upgrade import upgrade_note
 from etl.warehouse import REGISTRY_VERSION
 from tests.helpers import (
     INGESTED_AT,
@@ -175,10 +176,14 @@ def test_late_data_for_an_old_date(tmp_path: Path) -> None:
     assert all_events.filter(pl.col("event_date") == date(2024, 5, 2)).height == 4
     day_a_after = all_events.filter(pl.col("event_date") == date(2024, 5, 10))
     assert day_a_after.sort("event_id").equals(day_a_before.sort("event_id"))
+    # Without message ids, a campaign's events for one user are one message: u0 and u1's messages
+    # move to their earlier Sent on day B; u2's stays on day A.
     funnel = pl.read_parquet(wh / "campaign_funnel" / "part-0.parquet")
-    assert funnel.select("sent", "delivered", "unique_sent").row(0) == (5, 5, 3)
-    daily = table(wh, "campaign_daily_funnel").sort("event_date")
-    assert daily["sent"].to_list() == [2, 3]
+    assert funnel.select("messages", "sent", "delivered", "unique_sent").row(0) == (3, 3, 3, 3)
+    daily = table(wh, "campaign_daily_funnel").sort("send_date")
+    assert daily["send_date"].to_list() == [date(2024, 5, 2), date(2024, 5, 10)]
+    assert daily["sent"].to_list() == [2, 1]
+    assert result.document["send_dates_written"] == ["2024-05-02", "2024-05-10"]
 
 
 def test_one_run_equals_nightly_runs_in_any_order_equals_reprocess(tmp_path: Path) -> None:
@@ -318,7 +323,7 @@ def test_partitions_are_written_from_dates_not_data(tmp_path: Path) -> None:
     write(landing, "a.json", [record(campaignId="../../escape", url="/etc/passwd")])
     run_at(landing, wh)
     written = {p.relative_to(wh).parts[0] for p in wh.rglob("*.parquet")}
-    assert written <= {"events", "quarantine", "campaign_daily_funnel", "campaign_funnel", "_state"}
+    assert written <= {"events", "quarantine", "messages", "campaign_daily_funnel", "campaign_funnel", "_state"}
     assert not (tmp_path / "escape").exists()
 
 
@@ -398,12 +403,59 @@ def test_a_version_1_warehouse_is_upgraded_without_losing_or_doubling_events(tmp
         write(root / "landing", "c.json", files["c.json"])
         result = run_at(root / "landing", root / "wh", at=INGESTED_AT + timedelta(hours=1))
         assert_accounted(result.document)
-        assert (UPGRADE_NOTE in result.document["notes"]) == (label == "upgraded")
+        assert (upgrade_note(1) in result.document["notes"]) == (label == "upgraded")
     upgraded = tmp_path / "upgraded" / "wh"
     assert_same_tables(tmp_path / "current" / "wh", upgraded)
     assert events(upgraded)["event_id"].is_unique().all() and events(upgraded).height == 16
     staged = pl.read_parquet(upgraded / "_state" / "staged" / "*.parquet")
     assert set(staged["event_id"]) == set(events(upgraded)["event_id"])  # no old id left behind
+    assert json.loads((upgraded / "_state" / "registry.json").read_text())["version"] == REGISTRY_VERSION
+    assert run_at(tmp_path / "upgraded" / "landing", upgraded).nothing_to_do
+
+
+def make_version_2(warehouse: Path) -> None:
+    """Turn a warehouse into what version 2 wrote: funnels by event date counted from events, no
+    messages table, events without the source columns."""
+    registry = json.loads((warehouse / "_state" / "registry.json").read_text())
+    registry["version"] = 2
+    (warehouse / "_state" / "registry.json").write_text(json.dumps(registry))
+    new_columns = ["machine_open", "suspected_bot", "source_format"]
+    for path in [*(warehouse / "_state" / "staged").glob("*.parquet"), *(warehouse / "events").glob("*/*.parquet")]:
+        pl.read_parquet(path).drop(new_columns).write_parquet(path)
+    shutil.rmtree(warehouse / "messages")
+    shutil.rmtree(warehouse / "campaign_daily_funnel")
+    (warehouse / "_state" / "message_dates.parquet").unlink()
+    for folder in (warehouse / "events").iterdir():
+        old = warehouse / "campaign_daily_funnel" / folder.name / "part-0.parquet"
+        old.parent.mkdir(parents=True)
+        pl.DataFrame({"campaign_id": ["C"], "sent": [1]}).write_parquet(old)
+    lifetime = warehouse / "campaign_funnel" / "part-0.parquet"
+    pl.read_parquet(lifetime).select("campaign_id", "sent").write_parquet(lifetime)
+
+
+def test_a_version_2_warehouse_gets_messages_and_send_date_funnels_without_reading_json_again(tmp_path: Path) -> None:
+    late = record("u1", "Message Viewed", "2024-05-03T10:00:00Z", campaignId="C1")
+    for label in ("current", "upgraded"):
+        root = tmp_path / label
+        write(root / "landing", "a.json", day_file_records(1, range(0, 4)))
+        write(root / "landing", "b.json", day_file_records(2, range(2, 6), campaign="C2"))
+        run_at(root / "landing", root / "wh")
+        if label == "upgraded":
+            make_version_2(root / "wh")
+        (root / "landing" / "b.json").unlink()  # its events now live only in the warehouse
+        write(root / "landing", "c.json", [late])
+        result = run_at(root / "landing", root / "wh", at=INGESTED_AT + timedelta(hours=1))
+        assert result.document["totals"]["files_reprocessed"] == 0  # no landing file was read again
+        assert [f["name"] for f in result.document["files"]] == ["c.json"]
+        assert (upgrade_note(2) in result.document["notes"]) == (label == "upgraded")
+    upgraded = tmp_path / "upgraded" / "wh"
+    assert_same_tables(tmp_path / "current" / "wh", upgraded)
+    assert sorted(p.name for p in (upgraded / "campaign_daily_funnel").iterdir()) == [
+        "send_date=2024-05-01",
+        "send_date=2024-05-02",
+    ]
+    assert table(upgraded, "messages").height == 8
+    assert events(upgraded)["source_format"].unique().to_list() == ["activatepro"]
     assert json.loads((upgraded / "_state" / "registry.json").read_text())["version"] == REGISTRY_VERSION
     assert run_at(tmp_path / "upgraded" / "landing", upgraded).nothing_to_do
 
@@ -434,7 +486,7 @@ def test_a_warehouse_in_memory_gets_the_same_tables_as_on_disk(tmp_path: Path) -
         memory, disk = open_store(location), open_store(tmp_path / "wh")
         assert tables.lifetime(memory).equals(tables.lifetime(disk))
         assert tables.daily(memory).equals(tables.daily(disk))
-        assert tables.event_count(memory) == tables.event_count(disk) == 18  # 12 on day 1, 6 on day 2
+        assert tables.row_count(memory) == tables.row_count(disk) == 18  # 12 on day 1, 6 on day 2
         assert [i.key for i in memory.list("_state/journal")] == []
         assert run_at(landing, location).nothing_to_do  # type: ignore[arg-type]
     finally:

@@ -94,7 +94,7 @@ def test_report_draws_its_charts_without_console_errors(report: Path, tmp_path: 
     trends = [s for s in result["svgs"] if s[0] == "trend"]
     assert len(funnels) == 3 and len(trends) == 4  # one trend for all campaigns, one per campaign
     assert all(width > 100 and height > 100 for _, width, height in funnels + trends)
-    assert len(result["bars"]) == 3 * 8 and max(result["bars"]) > 100
+    assert len(result["bars"]) == 3 * 7 and max(result["bars"]) > 100  # 4 stages and 3 exits each
     assert all(width > 0 for width in result["lines"][:3])  # the all-campaign lines span two days
     assert result["points"] > 0
 

@@ -25,12 +25,13 @@ class MetricsFormat(StrEnum):
 @friendly_errors
 def metrics(
     campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign id.")] = None,
-    start: Annotated[date | None, date_option("--from", "First event date.")] = None,
-    end: Annotated[date | None, date_option("--to", "Last event date.")] = None,
+    start: Annotated[date | None, date_option("--from", "First send date (the messages' send date).")] = None,
+    end: Annotated[date | None, date_option("--to", "Last send date.")] = None,
     format: Annotated[MetricsFormat, typer.Option("--format", help="table, csv or json.")] = MetricsFormat.table,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
 ) -> None:
-    """Campaign funnels: lifetime per campaign, or per day when --from/--to is given.
+    """Campaign funnels, counted per message: lifetime per campaign, or per send date when --from/--to
+    is given (a message counts on the date it was sent, with everything that happened to it later).
 
     Example: etl metrics --campaign 1001 --from 2024-03-01 --to 2024-03-07 --format csv
     """
@@ -47,8 +48,9 @@ def metrics(
 
 
 def _rich_table(frame: pl.DataFrame) -> Table:
-    table = Table(title_justify="left", title="Campaign funnel" + (" by day" if "event_date" in frame.columns else ""))
-    keys = [c for c in ("event_date", "campaign_id") if c in frame.columns]
+    by_day = "send_date" in frame.columns
+    table = Table(title_justify="left", title="Campaign funnel" + (" by send date" if by_day else ""))
+    keys = [c for c in ("send_date", "campaign_id") if c in frame.columns]
     shown = column_labels()  # the columns the contract labels for display
     for key in keys:
         table.add_column(key.replace("_", " "), no_wrap=True)
@@ -56,7 +58,7 @@ def _rich_table(frame: pl.DataFrame) -> Table:
         table.add_column(label, justify="right", no_wrap=True)
     table.add_column("flags")
     for row in frame.iter_rows(named=True):
-        cells = [str(row[k]) if row[k] is not None else "(none)" for k in keys]
+        cells = [str(row[k]) if row[k] is not None else tables.NO_CAMPAIGN for k in keys]
         for column in shown:
             value = row[column]
             cells.append("—" if value is None else f"{value:.1%}" if column.endswith("_rate") else f"{value:,}")

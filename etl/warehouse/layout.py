@@ -8,6 +8,7 @@ from datetime import date
 from etl.storage import Store
 
 EVENTS = "events"
+MESSAGES = "messages"
 QUARANTINE = "quarantine"
 DAILY_FUNNEL = "campaign_daily_funnel"
 LIFETIME_FUNNEL = "campaign_funnel"
@@ -15,7 +16,7 @@ RUNS = "_runs"
 STATE = "_state"
 PART = "part-0.parquet"
 JOURNAL = f"{STATE}/journal"
-TABLES = (EVENTS, QUARANTINE, DAILY_FUNNEL, LIFETIME_FUNNEL)
+TABLES = (EVENTS, QUARANTINE, MESSAGES, DAILY_FUNNEL, LIFETIME_FUNNEL)
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,11 @@ class Layout:
     def event_partition(self, day: date) -> str:
         return self.partition(EVENTS, "event_date", day)
 
+    def message_partition(self, day: date) -> str:
+        return self.partition(MESSAGES, "send_date", day)
+
     def daily_funnel_partition(self, day: date) -> str:
-        return self.partition(DAILY_FUNNEL, "event_date", day)
+        return self.partition(DAILY_FUNNEL, "send_date", day)
 
     def quarantine_partition(self, day: date) -> str:
         return self.partition(QUARANTINE, "ingest_date", day)
@@ -57,6 +61,11 @@ class Layout:
         return f"{STATE}/staged/{sha256}.parquet"
 
     @property
+    def message_dates(self) -> str:
+        """Pairs (event date, send date) of the messages: where a message's events are (etl.sends)."""
+        return f"{STATE}/message_dates.parquet"
+
+    @property
     def journal_root(self) -> str:
         return JOURNAL
 
@@ -67,6 +76,17 @@ class Layout:
     def event_dates(self) -> list[date]:
         """The dates that have a published events partition."""
         return partition_dates(self.store, EVENTS, "event_date")
+
+    def send_dates(self) -> list[date]:
+        """The dates that have a published messages partition."""
+        return partition_dates(self.store, MESSAGES, "send_date")
+
+    def funnels_by_event_date(self) -> list[str]:
+        """Daily funnel partitions by event date, as versions before send dates wrote them."""
+        return [
+            self.partition(DAILY_FUNNEL, "event_date", day)
+            for day in partition_dates(self.store, DAILY_FUNNEL, "event_date")
+        ]
 
     def is_warehouse(self) -> bool:
         """Whether anything of a warehouse is here (a table, a run manifest or the state)."""

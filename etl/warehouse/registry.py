@@ -8,8 +8,8 @@ from typing import Any
 from etl import storage
 from etl.warehouse.layout import Layout
 
-# 2: event_id is SHA-256 (was BLAKE2b).
-REGISTRY_VERSION = 2
+# 2: event_id is SHA-256 (was BLAKE2b). 3: messages and funnels by send date.
+REGISTRY_VERSION = 3
 
 
 @dataclass
