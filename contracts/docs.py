@@ -98,6 +98,8 @@ def _describe_check(check: Any) -> str:
         return f"matches `{stats.get('pattern')}`"
     if check.name == "greater_than_or_equal_to":
         return f"≥ {stats.get('min_value')}"
+    if check.name == "less_than_or_equal_to":
+        return f"≤ {stats.get('max_value')}"
     return str(check.name)
 
 

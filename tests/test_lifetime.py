@@ -3,6 +3,7 @@ run reads only the send dates of the campaigns it touched."""
 
 from __future__ import annotations
 
+import random
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,17 @@ from etl.funnel import daily_funnel, lifetime_funnel
 from etl.messages import MESSAGE_INPUT, messages_of
 from etl.pipeline import reprocess
 from etl.settings import Settings, Tuning
-from tests.helpers import INGESTED_AT, day_file_records, events, fixed_clock, record, run_at, table, write
+from tests.helpers import (
+    INGESTED_AT,
+    assert_same_tables,
+    day_file_records,
+    events,
+    fixed_clock,
+    record,
+    run_at,
+    table,
+    write,
+)
 
 
 def assert_lifetime_counts_every_event(warehouse: Path, daily: bool = True) -> None:
@@ -144,3 +155,39 @@ def test_a_date_without_its_daily_funnel_means_a_whole_count(tmp_path: Path, mon
     run_at(landing, wh, at=INGESTED_AT + timedelta(days=1))
     assert counted == [["2024-05-01", "2024-05-02", "<staged>"]]
     assert_lifetime_counts_every_event(wh, daily=False)  # (the deleted daily funnel stays deleted)
+
+
+def message_journeys(seed: int, count: int) -> list[dict[str, Any]]:
+    """Events of random messages spread over a week, some without message id or campaign, some
+    engaging before their Sent arrives (so a later file moves them to an earlier send date)."""
+    rng = random.Random(seed)
+    names = ["Message Sent", "Message Delivered", "Message Viewed", "Message Clicked", "Message soft_bounced"]
+    out = []
+    for _ in range(count):
+        fields = {"campaignId": rng.choice(["A", "B", "C", None])}
+        if rng.random() < 0.7:
+            fields["messageId"] = f"m{rng.randrange(40)}"
+        day, hour = rng.randrange(1, 8), rng.randrange(24)
+        out.append(record(f"u{rng.randrange(12)}", rng.choice(names), f"2024-05-{day:02d}T{hour:02d}:00:00Z", **fields))
+    return [{k: v for k, v in r.items() if v is not None} for r in out]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_messages_after_nightly_runs_in_any_order_equal_one_run_and_a_full_count(tmp_path: Path, seed: int) -> None:
+    files = {f"f{n}.json": message_journeys(seed * 10 + n, 60) for n in range(5)}
+    once = tmp_path / "once"
+    for name, content in files.items():
+        write(once / "landing", name, content)
+    run_at(once / "landing", once / "wh")
+    assert_lifetime_counts_every_event(once / "wh")
+    order = list(files)
+    random.Random(seed).shuffle(order)
+    nightly = tmp_path / "nightly"
+    for night, name in enumerate(order):
+        write(nightly / "landing", name, files[name])
+        run_at(nightly / "landing", nightly / "wh", at=INGESTED_AT + timedelta(hours=night))
+        assert_lifetime_counts_every_event(nightly / "wh")
+    assert_same_tables(once / "wh", nightly / "wh")
+    start = date(2024, 5, random.Random(seed).randrange(1, 8))
+    reprocess(Settings(nightly / "landing", nightly / "wh"), start, start, clock=fixed_clock(INGESTED_AT))
+    assert_same_tables(once / "wh", nightly / "wh")
