@@ -42,10 +42,10 @@ def raw_events() -> list[dict[str, Any]]:
 
 
 def hand_count() -> dict[str | None, dict[str, int]]:
-    """Counts and distinct users per campaign, after the contract's rules and deduplication."""
+    """Message counts and distinct users per campaign (SPEC §5), after the contract's rules and
+    deduplication: a message is (campaign, user, message id), its flags from the set of its events."""
     seen = set()
-    counts: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    users: dict[tuple[str | None, str], set[str]] = defaultdict(set)
+    messages: dict[tuple[Any, str, Any], set[str]] = defaultdict(set)
     for event in raw_events():
         user = event.get("id", event.get("userId"))
         if "id" in event and "userId" in event and str(event["id"]) != str(event["userId"]):
@@ -60,9 +60,21 @@ def hand_count() -> dict[str | None, dict[str, int]]:
         if identity in seen:
             continue
         seen.add(identity)
-        name = FUNNEL_NAMES[event["event"]]
-        counts[campaign][name] += 1
-        users[(campaign, name)].add(str(user))
+        messages[(campaign, str(user), event.get("messageId"))].add(FUNNEL_NAMES[event["event"]])
+    counts: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    users: dict[tuple[str | None, str], set[str]] = defaultdict(set)
+    for (campaign, user, _), has in messages.items():
+        engaged = bool(has & {"viewed", "clicked", "unsubscribed", "marked_as_spam"})
+        delivered = "delivered" in has or engaged
+        flags = {name for name in has if name != "viewed"}
+        if has & {"viewed", "clicked"}:
+            flags.add("viewed")
+        if has & {"soft_bounced", "hard_bounced"} and not delivered:
+            flags.add("bounced")
+        counts[campaign]["messages"] += 1
+        for name in flags:
+            counts[campaign][name] += 1
+            users[(campaign, name)].add(user)
     for (campaign, name), who in users.items():
         counts[campaign][f"unique_{name}"] = len(who)
     return counts
@@ -77,9 +89,17 @@ def test_sample_funnels_match_an_independent_count(tmp_path: Path) -> None:
     funnel = pl.read_parquet(tmp_path / "wh" / "campaign_funnel" / "part-0.parquet")
     expected = hand_count()
     assert set(funnel["campaign_id"].to_list()) == set(expected)
-    columns = [*FUNNEL_NAMES.values(), *(f"unique_{n}" for n in FUNNEL_NAMES.values())]
+    columns = ["messages", "bounced", *FUNNEL_NAMES.values(), *(f"unique_{n}" for n in FUNNEL_NAMES.values())]
     for row in funnel.iter_rows(named=True):
         want = expected[row["campaign_id"]]
         assert {c: row[c] for c in columns} == {c: want.get(c, 0) for c in columns}, row["campaign_id"]
     estimated = dict(zip(funnel["campaign_id"], funnel["delivered_estimated"], strict=True))
     assert estimated["3001"] is True and estimated["1001"] is False  # the provider without Delivered
+    # No rate above 100 % anywhere, and each campaign's days add up to its lifetime.
+    daily = pl.read_parquet(tmp_path / "wh" / "campaign_daily_funnel", hive_partitioning=True)
+    for table in (funnel, daily):
+        rates = table.select(pl.col("^.*_rate$")).unpivot()["value"].drop_nulls()
+        assert rates.is_between(0.0, 1.0).all()
+    counts = ["messages", "sent", "delivered", "viewed", "clicked", "bounced", "views", "clicks"]
+    summed = daily.group_by("campaign_id").agg(pl.col(counts).sum()).sort("campaign_id", nulls_last=True)
+    assert summed.equals(funnel.select("campaign_id", *counts).sort("campaign_id", nulls_last=True))
