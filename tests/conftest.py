@@ -16,3 +16,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("etl")
+
+# The S3 test server's fixtures (s3_server, s3_env, s3_bucket, s3_location, faulty_s3), for any test module.
+pytest_plugins = ["tests.support.s3"]

@@ -287,5 +287,5 @@ def test_every_json_log_line_of_a_run_has_its_run_id(tmp_path: Path) -> None:
 def test_a_location_this_version_cannot_use_is_a_usage_error(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     write(landing, "a.json", day_file_records(1, range(2)))
-    done = invoke("run", "--landing", str(landing), "--warehouse", "s3://bucket/warehouse")
-    assert done.exit_code == 2 and "s3:// locations are not supported by this version" in done.stderr
+    done = invoke("run", "--landing", str(landing), "--warehouse", "ftp://host/warehouse")
+    assert done.exit_code == 2 and "ftp:// locations are not supported by this version" in done.stderr

@@ -1,4 +1,5 @@
-"""The storage interface, on local disk and in memory: the same behaviour behind one API."""
+"""The storage interface, on local disk, in memory and in S3 (the test server): the same behaviour behind
+one API. What only an object store does is in test_storage_s3.py."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ import polars as pl
 import pytest
 
 from etl import storage
+from etl.errors import UsageError
 from etl.storage import Store, open_object, open_store
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "local":
         yield open_store(tmp_path / "root")
+        return
+    if request.param == "s3":
+        yield open_store(request.getfixturevalue("s3_location"))
         return
     location = f"memory://test-{secrets.token_hex(4)}"
     yield open_store(location)
@@ -56,19 +61,35 @@ def test_a_replaced_object_gets_a_new_etag(store: Store) -> None:
 
 
 def test_put_if_absent_writes_once(store: Store) -> None:
-    assert store.put_if_absent("lock", b"first")
-    assert not store.put_if_absent("lock", b"second")
+    etag = store.put_if_absent("lock", b"first")
+    assert etag and etag == store.head("lock").etag  # type: ignore[union-attr]
+    assert store.put_if_absent("lock", b"second") is None
     assert store.read_bytes("lock") == b"first"
 
 
 def test_replace_if_unchanged(store: Store) -> None:
     store.put("lease", b"v1")
     tag = store.head("lease").etag  # type: ignore[union-attr]
-    assert store.replace_if_unchanged("lease", b"v2", tag)
-    assert not store.replace_if_unchanged("lease", b"v3", tag)  # it changed since
+    new_tag = store.replace_if_unchanged("lease", b"v2", tag)
+    assert new_tag and new_tag == store.head("lease").etag  # type: ignore[union-attr]
+    assert store.replace_if_unchanged("lease", b"v3", tag) is None  # it changed since
     assert store.read_bytes("lease") == b"v2"
-    assert not store.replace_if_unchanged("gone", b"v1", tag)
+    assert store.replace_if_unchanged("lease", b"v3", new_tag)  # the etag it returned is the one to use next
+    assert store.replace_if_unchanged("gone", b"v1", tag) is None
     assert store.head("gone") is None
+    assert [info.key for info in store.list()] == ["lease"]  # (on disk: no lock file left beside it)
+
+
+def test_a_read_of_another_version_than_listed_is_refused(store: Store) -> None:
+    store.put("feed.json", b"[1]")
+    listed = store.head("feed.json")
+    assert listed is not None
+    assert b"".join(store.read_chunks("feed.json", expect_etag=listed.etag)) == b"[1]"
+    store.put("feed.json", b"[1, 2]")  # an upload replaced it after it was listed
+    with pytest.raises(storage.ObjectChanged, match=r"feed\.json changed while it was being read"):
+        b"".join(store.read_chunks("feed.json", expect_etag=listed.etag))
+    with pytest.raises(storage.ObjectChanged):
+        storage.sha256_of(store, "feed.json", expect_etag=listed.etag)
 
 
 def test_copy_move_delete(store: Store) -> None:
@@ -161,6 +182,14 @@ def test_locations_name_their_store(tmp_path: Path) -> None:
     assert key == "report.html" and parent.describe() == str(tmp_path / "out")
     memory, memory_key = open_object("memory://reports/a/b.html")
     assert memory.location == "memory://reports" and memory_key == "a/b.html"
+    bucket, bucket_key = open_object("s3://bucket/reports/a/b.html")  # (no request is made)
+    assert bucket.location == "s3://bucket/reports/a" and bucket_key == "b.html"
+    assert open_store("s3://bucket/prefix/").describe("x.json") == "s3://bucket/prefix/x.json"
+    assert open_store("s3://bucket").describe("x.json") == "s3://bucket/x.json"
+    with pytest.raises(UsageError, match="names a bucket"):
+        open_object("s3://bucket")
+    with pytest.raises(UsageError, match="names a bucket"):
+        open_store("s3:///prefix")
     with pytest.raises(storage.UnsupportedLocation, match="ftp://"):
         open_store("ftp://host/x")
 

@@ -1,12 +1,26 @@
 """The one storage layer: every read and write of landing files and warehouse objects goes through it.
 
-- `store`: a root location (a local folder or `memory://name`) behind one object-store interface;
+- `store`: a root location (a local folder, `s3://bucket/prefix` or `memory://name`) behind one
+  object-store interface;
+- `s3`: connecting to a bucket (credentials, endpoint and retries from the AWS chain);
+- `errors`: what goes wrong with a store, in one sentence each;
 - `streams`: an object's bytes as a decompressed, hashed stream;
 - `parquet`: Parquet objects scanned by polars, written whole, streamed or written in batches;
 - `documents`: JSON and text objects.
 """
 
 from etl.storage.documents import json_bytes, read_json, write_json, write_text
+from etl.storage.errors import (
+    AccessDenied,
+    BucketNotFound,
+    CredentialsRefused,
+    EndpointUnreachable,
+    NoCredentials,
+    ObjectChanged,
+    StorageError,
+    StoreUnavailable,
+    WrongRegion,
+)
 from etl.storage.parquet import (
     ParquetSink,
     iter_parquet,
@@ -33,12 +47,21 @@ from etl.storage.streams import ContentHash, iter_bytes, sha256_of
 
 __all__ = [
     "CHUNK_BYTES",
+    "AccessDenied",
+    "BucketNotFound",
     "ContentHash",
+    "CredentialsRefused",
+    "EndpointUnreachable",
+    "NoCredentials",
+    "ObjectChanged",
     "ObjectInfo",
     "ParquetSink",
     "PendingWrite",
+    "StorageError",
     "Store",
+    "StoreUnavailable",
     "UnsupportedLocation",
+    "WrongRegion",
     "forget_memory",
     "iter_bytes",
     "iter_parquet",

@@ -1,17 +1,36 @@
 """Objects under one root location, behind one interface shaped like an object store.
 
-A location is a local folder (a path) or a URI: `memory://name` (one process's memory, for fast
-tests). Keys are `/`-separated and relative to the root. Operations are those an object store
+A location is a local folder (a path) or a URI: `s3://bucket/prefix` (AWS S3 or any S3-compatible
+store, see `etl.storage.s3`) or `memory://name` (one process's memory, for fast tests). Keys are
+`/`-separated and relative to the root (on S3, to the prefix). Operations are those an object store
 offers: list (size, etag, modification time), streaming read, write a whole object, write it only
 if absent, replace it only if unchanged, copy, move, delete. There is no rename of folders, no
 partial write, no append.
 
-obstore (Rust's `object_store`) does the work; on local disk this layer adds what a disk needs and
-obstore's `LocalStore` lacks: writes are fsynced before they become visible, symbolic links leading
-out of the root are reported (not followed), the root folder is created only by the first write,
-`replace_if_unchanged` (obstore: not implemented for local files) is done under a file lock, and
-reads use plain buffered I/O (300 MB streamed in 4 MB chunks: 0.07-0.16 s, obstore's local stream
-0.8-1.9 s on this machine).
+obstore (Rust's `object_store`) does the work. In object stores:
+- `put_if_absent` is a PUT with `If-None-Match: *`, `replace_if_unchanged` a PUT with `If-Match` on
+  the etag seen; both send the whole object in one request and return the new object's etag.
+- `move` is a copy, then a delete (there is no rename); `put` and a `writing` block publish an object
+  with one PUT, or one multipart upload for a large file: readers see it wholly old or wholly new,
+  and an upload killed half-way leaves no visible object (only parts, which a bucket lifecycle rule
+  removes).
+- `read_chunks` streams one GET in chunks (bounded memory). Given `expect_etag` (the etag its listing
+  saw) the GET carries `If-Match`: an object replaced since its listing raises `ObjectChanged` (the
+  caller leaves it for the next run). One replaced while it is read is still delivered whole as
+  listed (one GET is one version), unless a dropped download must resume: then `ObjectChanged`
+  too. Never a mix of two versions.
+- A file written with `writing`/`open_write`, and `scratch` space, are in the local temporary folder
+  (`TMPDIR`) until uploaded.
+- A store's errors a user can act on (no credentials, no bucket, access denied, an endpoint that
+  does not answer, a store failing after every retry) are raised as one sentence each
+  (`etl.storage.errors`); a missing object stays a `FileNotFoundError`.
+
+On local disk this layer adds what a disk needs and obstore's `LocalStore` lacks: writes are fsynced
+before they become visible, symbolic links leading out of the root are reported (not followed), the
+root folder is created only by the first write, `replace_if_unchanged` (obstore: not implemented for
+local files) is done under a lock on the folder, and reads use plain buffered I/O (300 MB streamed in 4 MB
+chunks: 0.07-0.16 s, obstore's local stream 0.8-1.9 s on this machine); `expect_etag` is checked on
+the open file before and after it is read.
 """
 
 from __future__ import annotations
@@ -23,19 +42,26 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import obstore
 from obstore.store import MemoryStore
 
+from etl.errors import UsageError
+from etl.storage import s3
+from etl.storage.errors import Action, ObjectChanged, storage_error
+
 if TYPE_CHECKING:
-    from obstore import ObjectMeta
+    from obstore import GetResult, ObjectMeta, PutResult
 
 CHUNK_BYTES: Final = 4 * 1024 * 1024  # also the NDJSON block size: 8 MB held ~120 MB more at the peak, no faster
+# Multipart uploads: parts of 8 MB, 4 at a time (what an upload holds in memory: 32 MB); objects up to 80 GB.
+UPLOAD_PART_BYTES: Final = 8 * 1024 * 1024
+UPLOAD_PARTS_AT_ONCE: Final = 4
 MEMORY_SCHEME: Final = "memory://"
 _MEMORY: dict[str, MemoryStore] = {}  # memory:// stores of this process, by name
 
@@ -85,8 +111,9 @@ class Store:
     def head(self, key: str) -> ObjectInfo | None:
         raise NotImplementedError
 
-    def read_chunks(self, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-        """The object's bytes in chunks of at most `chunk_bytes`, read as they are consumed."""
+    def read_chunks(self, key: str, chunk_bytes: int = CHUNK_BYTES, expect_etag: str = "") -> Iterator[bytes]:
+        """The object's bytes in chunks of at most `chunk_bytes`, read as they are consumed; with
+        `expect_etag`, `ObjectChanged` when the object read is not (or is no longer) that version."""
         raise NotImplementedError
 
     def read_bytes(self, key: str) -> bytes:
@@ -102,12 +129,12 @@ class Store:
         """Write a whole object: readers see it wholly old or wholly new."""
         raise NotImplementedError
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Write the object only if there is none at `key`; False when there was one."""
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        """Write the object only if there is none at `key`: its etag, or None when there was one."""
         raise NotImplementedError
 
-    def replace_if_unchanged(self, key: str, data: bytes, etag: str) -> bool:
-        """Replace the object only if it still has `etag`; False when it changed or is gone."""
+    def replace_if_unchanged(self, key: str, data: bytes, etag: str) -> str | None:
+        """Replace the object only if it still has `etag`: its new etag, or None when it changed or is gone."""
         raise NotImplementedError
 
     @contextlib.contextmanager
@@ -182,57 +209,102 @@ class PendingWrite:
 
 
 class ObjectStoreBackend(Store):
-    """Any obstore store: every operation is the store's own."""
+    """Any obstore store (S3, memory): every operation is the store's own, and the errors a user can
+    act on are said in one sentence (`etl.storage.errors`)."""
 
-    def __init__(self, location: str, store: obstore.store.ObjectStore) -> None:  # type: ignore[name-defined]
+    def __init__(self, location: str, store: obstore.store.ObjectStore, endpoint: str = "") -> None:  # type: ignore[name-defined]
         super().__init__(location)
         self._store = store
+        self._endpoint = endpoint  # named in errors ('' for AWS's own)
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
-        found = [_info(meta) for batch in obstore.list(self._store, prefix or None) for meta in batch]
+        with self._said("list", prefix):
+            batches = obstore.list(self._store, prefix or None, chunk_size=1000)  # pages are read as they are needed
+            found = [_info(meta) for batch in batches for meta in batch]
         return sorted((info for info in found if _under(info.key, prefix)), key=lambda info: info.key)
 
     def head(self, key: str) -> ObjectInfo | None:
-        try:
-            return _info(obstore.head(self._store, key))
-        except FileNotFoundError:
-            return None
+        with self._said("read", key):
+            try:
+                return _info(obstore.head(self._store, key))
+            except FileNotFoundError:
+                return None
 
-    def read_chunks(self, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-        for chunk in obstore.get(self._store, key).stream(min_chunk_size=chunk_bytes):
-            data = bytes(chunk)
-            for start in range(0, len(data), chunk_bytes):
-                yield data[start : start + chunk_bytes]
+    def read_chunks(self, key: str, chunk_bytes: int = CHUNK_BYTES, expect_etag: str = "") -> Iterator[bytes]:
+        with self._said("read", key):
+            result = self._get(key, expect_etag)
+            etag = expect_etag or str(result.meta.get("e_tag") or "")
+            try:
+                yield from _exact_chunks(result.stream(min_chunk_size=chunk_bytes), chunk_bytes)
+            except obstore.exceptions.BaseError:
+                # obstore resumes a dropped download, and fails it when the object changed meanwhile: say so.
+                if etag and (now := self.head(key)) is not None and now.etag != etag:
+                    raise ObjectChanged(self.describe(key), etag) from None
+                raise
+
+    def read_bytes(self, key: str) -> bytes:
+        with self._said("read", key):
+            return self._get(key, "").bytes().to_bytes()  # (held once, not as chunks and their join)
+
+    def _get(self, key: str, etag: str) -> GetResult:
+        try:
+            return obstore.get(self._store, key, options={"if_match": etag} if etag else None)
+        except obstore.exceptions.PreconditionError:
+            raise ObjectChanged(self.describe(key), etag) from None
 
     def put(self, key: str, data: bytes) -> None:
-        obstore.put(self._store, key, data)
+        with self._said("write", key):
+            obstore.put(self._store, key, data, chunk_size=UPLOAD_PART_BYTES, max_concurrency=UPLOAD_PARTS_AT_ONCE)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        try:
-            obstore.put(self._store, key, data, mode="create")
-        except obstore.exceptions.AlreadyExistsError:
-            return False
-        return True
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        with self._said("write", key):
+            try:
+                written = obstore.put(self._store, key, data, mode="create")
+            except obstore.exceptions.AlreadyExistsError:
+                return None
+        return _etag_of(written)
 
-    def replace_if_unchanged(self, key: str, data: bytes, etag: str) -> bool:
-        try:
-            obstore.put(self._store, key, data, mode={"e_tag": etag, "version": ""})
-        except (obstore.exceptions.PreconditionError, FileNotFoundError):
-            return False
-        return True
+    def replace_if_unchanged(self, key: str, data: bytes, etag: str) -> str | None:
+        with self._said("write", key):
+            try:
+                written = obstore.put(self._store, key, data, mode={"e_tag": etag})
+            except (obstore.exceptions.PreconditionError, FileNotFoundError):
+                return None
+        return _etag_of(written)
 
     def copy(self, source: str, target: str) -> None:
-        obstore.copy(self._store, source, target)
+        with self._said("write", target):
+            obstore.copy(self._store, source, target)
 
     def move(self, source: str, target: str) -> None:
-        obstore.rename(self._store, source, target)
+        self.copy(source, target)  # object stores have no rename
+        self.delete(source)
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with self._said("delete", key), contextlib.suppress(FileNotFoundError):
             obstore.delete(self._store, key)
 
+    def delete_prefix(self, prefix: str) -> None:
+        keys = [info.key for info in self.list(prefix)]
+        if not keys:
+            return
+        with self._said("delete", prefix), contextlib.suppress(FileNotFoundError):
+            obstore.delete(self._store, keys)  # in batches of up to 1000 keys
+
     def _upload(self, path: Path, key: str) -> None:
-        obstore.put(self._store, key, path)
+        with self._said("write", key):  # one multipart upload for a large file, completed only at its end
+            obstore.put(self._store, key, path, chunk_size=UPLOAD_PART_BYTES, max_concurrency=UPLOAD_PARTS_AT_ONCE)
+
+    @contextlib.contextmanager
+    def _said(self, action: Action, key: str) -> Iterator[None]:
+        """The store's errors a user can act on, as one sentence each."""
+        try:
+            yield
+        except Exception as error:
+            said = storage_error(error, self.describe(key), action, self._endpoint, self.location)
+            if said is None:
+                raise
+            raise said from error
 
 
 class LocalStore(Store):
@@ -281,16 +353,22 @@ class LocalStore(Store):
             return None
         return _stat_info(key, stat)
 
-    def read_chunks(self, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    def read_chunks(self, key: str, chunk_bytes: int = CHUNK_BYTES, expect_etag: str = "") -> Iterator[bytes]:
         with open(self.root / key, "rb") as stream:
+            self._check_version(stream, key, expect_etag)
             while chunk := stream.read(chunk_bytes):
                 yield chunk
+            self._check_version(stream, key, expect_etag)  # (a file written to in place while it was read)
+
+    def _check_version(self, stream: BinaryIO, key: str, etag: str) -> None:
+        if etag and _stat_info(key, os.fstat(stream.fileno())).etag != etag:
+            raise ObjectChanged(self.describe(key), etag)
 
     def put(self, key: str, data: bytes) -> None:
         with self.writing(key) as path:
             path.write_bytes(data)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         pending = self.open_write(key)
@@ -299,25 +377,26 @@ class LocalStore(Store):
             _fsync(pending.path)
             os.link(pending.path, target)  # fails when the target exists: an atomic create-if-absent
         except FileExistsError:
-            return False
+            return None
         except OSError as error:
             if error.errno not in _NO_HARD_LINKS:
                 raise
-            return _create_exclusive(target, data)  # a filesystem without hard links (SMB, some FUSE)
+            # A filesystem without hard links (SMB, some FUSE).
+            return _stat_info(key, target.stat()).etag if _create_exclusive(target, data) else None
         finally:
             pending.discard()
         _fsync_dir(target.parent)
-        return True
+        return _stat_info(key, target.stat()).etag
 
-    def replace_if_unchanged(self, key: str, data: bytes, etag: str) -> bool:
+    def replace_if_unchanged(self, key: str, data: bytes, etag: str) -> str | None:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(target.parent / f".{target.name}.lock"):
+        with _locked(target.parent, f".{target.name}.lock"):
             current = self.head(key)
             if current is None or current.etag != etag:
-                return False
+                return None
             self.put(key, data)
-        return True
+            return _stat_info(key, target.stat()).etag
 
     def open_write(self, key: str) -> PendingWrite:
         # Written beside the target, so that publishing it is one rename on the same disk.
@@ -365,24 +444,41 @@ class LocalStore(Store):
 
 
 def open_store(location: str | Path) -> Store:
-    """The store at a location: a local folder (a path), or `memory://name`."""
+    """The store at a location: a local folder (a path), `s3://bucket/prefix` or `memory://name`."""
     text = str(location)
     if text.startswith(MEMORY_SCHEME):
         name = text.removeprefix(MEMORY_SCHEME).strip("/")
         return ObjectStoreBackend(f"{MEMORY_SCHEME}{name}", _MEMORY.setdefault(name, MemoryStore()))
+    if text.startswith(s3.S3_SCHEME):
+        return _open_s3(text)
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise UnsupportedLocation(f"{text}: {scheme}:// locations are not supported by this version")
     return LocalStore(text)
 
 
+def _open_s3(text: str) -> ObjectStoreBackend:
+    location = s3.parse_location(text)
+    try:
+        bucket = s3.connect(location)
+    except obstore.exceptions.BaseError as error:  # a setting in the environment it cannot use
+        said = storage_error(error, location.uri, "list")
+        raise said or UsageError(f"{text}: {str(error).splitlines()[0]}") from error
+    return ObjectStoreBackend(location.uri, bucket, s3.endpoint())
+
+
 def open_object(location: str | Path) -> tuple[Store, str]:
     """The store holding the object at a location, and its key there (`dir/file.html` -> the store
-    of `dir`, key `file.html`)."""
+    of `dir`, key `file.html`; `s3://bucket/dir/file.html` -> the store of `s3://bucket/dir`)."""
     text = str(location)
     if text.startswith(MEMORY_SCHEME):
         name, _, key = text.removeprefix(MEMORY_SCHEME).partition("/")
         return open_store(f"{MEMORY_SCHEME}{name}"), key
+    if text.startswith(s3.S3_SCHEME):
+        folder, _, key = text.rstrip("/").rpartition("/")
+        if folder + "/" == s3.S3_SCHEME or not key:
+            raise UsageError(f"{text} names a bucket, not an object in it")
+        return open_store(folder), key
     path = Path(text)
     return open_store(path.parent), path.name
 
@@ -394,6 +490,22 @@ def forget_memory(location: str) -> None:
 
 def _info(meta: ObjectMeta) -> ObjectInfo:
     return ObjectInfo(str(meta["path"]), int(meta["size"]), str(meta.get("e_tag") or ""), meta["last_modified"])
+
+
+def _etag_of(written: PutResult) -> str:
+    return str(written.get("e_tag") or "") or "(no etag)"  # (every store here returns one; never empty: truthy)
+
+
+def _exact_chunks(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Pieces of any size (a network stream's) as chunks of exactly `size` bytes, and a last shorter one."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
 
 
 def _stat_info(key: str, stat: os.stat_result, escapes: bool = False) -> ObjectInfo:
@@ -458,10 +570,24 @@ def _remove_empty_folders(path: Path, root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+b") as stream:
-        fcntl.flock(stream, fcntl.LOCK_EX)
-        try:
+def _locked(folder: Path, fallback: str) -> Iterator[None]:
+    """An exclusive lock on a folder (for its objects' conditional replaces); where a folder cannot be
+    locked (NFS), on a file `fallback` in it, which stays."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if _flocked(fd):
             yield
-        finally:
-            fcntl.flock(stream, fcntl.LOCK_UN)
+            return
+        with open(folder / fallback, "a+b") as stream:
+            fcntl.flock(stream, fcntl.LOCK_EX)
+            yield
+    finally:
+        os.close(fd)  # (closing a file unlocks it)
+
+
+def _flocked(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        return False
+    return True

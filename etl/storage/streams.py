@@ -16,15 +16,18 @@ def iter_bytes(
     chunk_bytes: int = CHUNK_BYTES,
     on_read: Callable[[int], None] | None = None,
     content: ContentHash | None = None,
+    expect_etag: str = "",
 ) -> Iterator[bytes]:
     """The decompressed bytes of an object, in chunks of at most `chunk_bytes`.
 
     `.gz` is decompressed as a stream with bounded output per step, so a decompression bomb never
     expands in memory; everything before a truncation or corruption is still delivered.
     `on_read` is told how many bytes of the object itself each step read (for progress); `content`
-    hashes them as they go by, so an object is read once to hash and parse it.
+    hashes them as they go by, so an object is read once to hash and parse it. With `expect_etag` (the
+    etag its listing saw) an object that is not, or is no longer, that version raises `ObjectChanged`
+    (from `etl.storage.errors`) instead of delivering a mix of two versions.
     """
-    raw = _watched(store.read_chunks(key, chunk_bytes), on_read, content)
+    raw = _watched(store.read_chunks(key, chunk_bytes, expect_etag), on_read, content)
     if not key.lower().endswith(".gz"):
         yield from raw
         return
@@ -50,9 +53,9 @@ class ContentHash:
         return self._digest.hexdigest() if self._whole else None
 
 
-def sha256_of(store: Store, key: str) -> str:
+def sha256_of(store: Store, key: str, expect_etag: str = "") -> str:
     digest = hashlib.sha256()
-    for chunk in store.read_chunks(key):
+    for chunk in store.read_chunks(key, expect_etag=expect_etag):
         digest.update(chunk)
     return digest.hexdigest()
 
