@@ -23,7 +23,7 @@ from typing import Any
 
 from contracts import LifetimeFunnel, required_columns
 from etl.dates import DateJob, DateResult, DateSource, process_date
-from etl.errors import EXIT_OK, EtlError
+from etl.errors import EXIT_OK, EtlError, UsageError
 from etl.ingest import Provenance
 from etl.landing import KnownHashes, LandingFile, discover
 from etl.lifetime import DateFiles, LifetimeCount, lifetime_after_run
@@ -40,12 +40,12 @@ from etl.warehouse import (
     Journal,
     Layout,
     RegisteredFile,
+    hold_warehouse,
     load_passed_over,
     load_registry,
     recover,
     registry_document,
     registry_version,
-    writer_lock,
 )
 
 log = logging.getLogger("etl")
@@ -137,8 +137,8 @@ def _execute_run(
     if not landing_store.exists():
         raise EtlError(f"the landing zone {landing_store.describe()} does not exist or is not a directory")
     layout = Layout(open_store(settings.warehouse))
-    with writer_lock(layout, run_id) as lock_notes:
-        notes = lock_notes + recover(layout)
+    with hold_warehouse(layout, run_id) as lease:
+        notes = lease.notes + recover(layout)
         registry = load_registry(layout)
         version = registry_version(layout)
         upgrade = version < REGISTRY_VERSION
@@ -193,13 +193,35 @@ def _execute_run(
             manifest.timings = timer.laps
             manifest.finished_at = clock().isoformat()
             journal.put_json(manifest.document(), Layout.manifest(run_id))
+            lease.check()  # a run that lost the warehouse to another commits nothing
             journal.commit()
             _log_done(manifest, exit_code)
+        except EtlError as error:
+            if isinstance(error, UsageError):
+                raise
+            raise EtlError(f"{error}; {_after_failure(journal)}") from error
         except BaseException:
-            journal.abandon()
+            _abandon(journal)
             raise
     location = layout.store.describe(Layout.manifest(run_id))
     return RunResult(run_id, manifest, location, exit_code, manifest.notes, files_found=plan.found)
+
+
+def _after_failure(journal: Journal) -> str:
+    """What a failed run left: nothing, or (when it failed while committing) work the next run
+    finishes or discards."""
+    if journal.committing:
+        return "it failed while committing: the next run completes or discards its work"
+    _abandon(journal)
+    return "nothing was committed"
+
+
+def _abandon(journal: Journal) -> None:
+    """Drop the run's staged work; when even that fails (the store is gone), the next run does it."""
+    try:
+        journal.abandon()
+    except Exception as problem:
+        log.warning("could not remove the staged work of run %s (%s); the next run does", journal.run_id, problem)
 
 
 def _discover_and_plan(

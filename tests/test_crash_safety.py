@@ -44,7 +44,7 @@ def partition_ids(warehouse: Path) -> dict[str, frozenset[str]]:
 
 def data_rows(warehouse: Path) -> dict[str, pl.DataFrame]:
     frames = {}
-    for name in ("events", "campaign_daily_funnel", "campaign_funnel", "quarantine"):
+    for name in ("events", "messages", "campaign_daily_funnel", "campaign_funnel", "quarantine"):
         frame = table(warehouse, name).drop("run_id", "ingested_at", "ingest_date", strict=False)
         frames[name] = frame.sort(frame.columns, nulls_last=True) if frame.height else frame
     return frames

@@ -34,10 +34,23 @@ def scan_parquet(store: Store, keys: list[str], key_column: str | None = None) -
             return scan
         by_path = {str(path): key for path, key in zip(paths, keys, strict=True)}
         return scan.with_columns(pl.col(key_column).replace_strict(by_path, return_dtype=pl.String))
+    sources = [store.cloud_source(key) for key in keys]
+    if keys and all(source is not None for source in sources):
+        return _scan_cloud([source for source in sources if source is not None], keys, key_column)
     frames = [pl.scan_parquet(io.BytesIO(store.read_bytes(key))) for key in keys]
     if key_column is not None:
         frames = [frame.with_columns(pl.lit(key).alias(key_column)) for frame, key in zip(frames, keys, strict=True)]
     return pl.concat(frames)
+
+
+def _scan_cloud(sources: list[tuple[str, dict[str, Any]]], keys: list[str], key_column: str | None) -> pl.LazyFrame:
+    """Objects polars reads itself from the object store (row groups and columns as needed)."""
+    uris = [uri for uri, _ in sources]
+    scan = pl.scan_parquet(uris, storage_options=sources[0][1], include_file_paths=key_column)
+    if key_column is None:
+        return scan
+    by_uri = dict(zip(uris, keys, strict=True))
+    return scan.with_columns(pl.col(key_column).replace_strict(by_uri, return_dtype=pl.String))
 
 
 def scan_table(store: Store, table: str) -> pl.LazyFrame | None:
@@ -49,6 +62,12 @@ def scan_table(store: Store, table: str) -> pl.LazyFrame | None:
     paths = [store.local_path(key) for key in keys]
     if all(path is not None for path in paths):
         return pl.scan_parquet([str(path) for path in paths], hive_partitioning=True)
+    sources = [store.cloud_source(key) for key in keys]
+    if all(source is not None for source in sources):
+        options = sources[0][1] if sources[0] else {}
+        return pl.scan_parquet(
+            [source[0] for source in sources if source], storage_options=options, hive_partitioning=True
+        )
     frames = []
     for key in keys:
         partitions = [part.split("=", 1) for part in key.split("/")[1:-1] if "=" in part]
@@ -66,6 +85,8 @@ def _partition_value(text: str) -> date | str:
 
 def read_parquet(store: Store, key: str) -> pl.DataFrame:
     path = store.local_path(key)
+    if path is None and (source := store.cloud_source(key)) is not None:
+        return pl.read_parquet(source[0], storage_options=source[1])
     return pl.read_parquet(path if path is not None else io.BytesIO(store.read_bytes(key)))
 
 

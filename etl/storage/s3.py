@@ -157,3 +157,15 @@ def _number(name: str, default: float) -> float:
     if value < 0:
         raise UsageError(f"{name} must not be negative, not {text!r}")
     return value
+
+
+def polars_options() -> dict[str, Any]:
+    """Storage options for polars' own S3 reader (it finds credentials by the same AWS chain)."""
+    options: dict[str, Any] = {}
+    if url := endpoint():
+        options["aws_endpoint_url"] = url
+        options["aws_allow_http"] = "true" if url.startswith("http://") else "false"
+    if region := os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
+        options["aws_region"] = region
+    options["max_retries"] = Retries.from_environment().times
+    return options

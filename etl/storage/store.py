@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import obstore
 from obstore.store import MemoryStore
@@ -121,6 +121,11 @@ class Store:
 
     def local_path(self, key: str) -> Path | None:
         """A path that readers such as polars can open directly; None off local disk."""
+        return None
+
+    def cloud_source(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        """A URI and its storage options that polars can scan directly (reading only the row groups
+        and columns it needs, in bounded memory); None where there is none (local disk, memory)."""
         return None
 
     # --- writing ---------------------------------------------------------------------------------
@@ -245,6 +250,11 @@ class ObjectStoreBackend(Store):
     def read_bytes(self, key: str) -> bytes:
         with self._said("read", key):
             return self._get(key, "").bytes().to_bytes()  # (held once, not as chunks and their join)
+
+    def cloud_source(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        if not self.location.startswith(s3.S3_SCHEME):
+            return None
+        return f"{self.location.rstrip('/')}/{key}", s3.polars_options()
 
     def _get(self, key: str, etag: str) -> GetResult:
         try:

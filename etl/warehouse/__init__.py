@@ -3,7 +3,7 @@ how a run publishes all its objects at once (`journal`) and how one run at a tim
 
 from etl.warehouse.journal import Journal, apply_plan, recover, staging_key
 from etl.warehouse.layout import Layout
-from etl.warehouse.lock import writer_lock
+from etl.warehouse.lock import LeaseLost, hold_warehouse, writer_lock
 from etl.warehouse.registry import (
     REGISTRY_VERSION,
     RegisteredFile,
@@ -17,8 +17,10 @@ __all__ = [
     "REGISTRY_VERSION",
     "Journal",
     "Layout",
+    "LeaseLost",
     "RegisteredFile",
     "apply_plan",
+    "hold_warehouse",
     "load_passed_over",
     "load_registry",
     "recover",

@@ -39,6 +39,7 @@ class Journal:
         self.run_id = run_id
         self.prefix = journal_prefix(run_id)
         self._ops: dict[str, dict[str, str]] = {}  # by target: the last word on a target wins
+        self.committing = False  # from the moment the plan is written: the run may be committed
 
     def key(self, target: str) -> str:
         """The staging key of `target`, for a writer that stages it itself (then `adopt`)."""
@@ -67,6 +68,7 @@ class Journal:
         """The point of no return: after this the run's changes are published, now or by the next run."""
         fault_point("commit")
         plan = storage.json_bytes({"ops": list(self._ops.values())})
+        self.committing = True
         if not self.store.put_if_absent(f"{self.prefix}/{PLAN}", plan):
             raise RuntimeError(f"run {self.run_id} has a committed plan already")
         fault_point("committed")
