@@ -56,18 +56,27 @@ def validate_locations(locations: list[str], limits: Limits | None = None) -> Va
 
 
 def _files_at(location: str, report: ValidationReport) -> tuple[Store, list[LandingFile]]:
+    """The feed files at a location: one file (named explicitly: checked whatever its name), or those
+    of a folder, or of an object-store prefix (which has no folders: a prefix holding objects)."""
     store = open_store(location)
-    if store.exists() and store.local_path("") is not None:  # a folder
-        found = discover(store, hashing=False)
-        report.notes += [f"{store.describe().rstrip('/')}/{note}" for note in found.notes]
-        if not found.files:
-            report.empty.append(store.describe())
-        return store, found.files
+    on_disk = store.local_path("") is not None
+    if on_disk and store.exists():  # a folder
+        return store, _folder_files(store, report)
     parent, key = open_object(location)
-    info = parent.head(key)
-    if info is None:
-        raise UsageError(f"{location} does not exist")
-    return parent, [LandingFile(key, "", info.size, info.etag)]  # named explicitly: checked whatever its name
+    info = parent.head(key) if key else None
+    if info is not None:
+        return parent, [LandingFile(key, "", info.size, info.etag)]
+    if not on_disk and store.list():  # a prefix
+        return store, _folder_files(store, report)
+    raise UsageError(f"{location} does not exist" + ("" if on_disk else " (no object has that name or prefix)"))
+
+
+def _folder_files(store: Store, report: ValidationReport) -> list[LandingFile]:
+    found = discover(store, hashing=False)
+    report.notes += [f"{store.describe().rstrip('/')}/{note}" for note in found.notes]
+    if not found.files:
+        report.empty.append(store.describe())
+    return found.files
 
 
 def _discard(events: pl.DataFrame) -> None:

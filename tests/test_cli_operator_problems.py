@@ -203,7 +203,7 @@ def test_help_and_messages_say_what_is_meant(tmp_path: Path) -> None:
     help_text = invoke("run", "--help", env={"COLUMNS": "140"}).stdout
     quiet_line = next(line for line in help_text.splitlines() if "--quiet" in line)
     assert "<bool>" not in quiet_line  # a flag takes no value
-    assert "{PATH}..." in invoke("validate", "--help", env={"COLUMNS": "140"}).stdout
+    assert "{PATH|URI}..." in invoke("validate", "--help", env={"COLUMNS": "140"}).stdout
     impossible = invoke("reprocess", "--from", "2024-02-30", "--to", "2024-03-01", env={"COLUMNS": "200"})
     assert impossible.exit_code == 2 and "2024-02-30 is not a date (day is out of range for month)" in impossible.stderr
     assert invoke("validate", "--show", "-1", str(tmp_path)).exit_code == 2

@@ -231,3 +231,16 @@ def test_the_network_dropping_mid_run_fails_the_run_with_nothing_committed(
     monkeypatch.setenv("AWS_ENDPOINT_URL", server)
     after = {key: etag for key, etag in objects(open_store(warehouse)).items() if not key.startswith("_state/")}
     assert after == {key: etag for key, etag in before.items() if not key.startswith("_state/")}
+
+
+def test_validate_checks_an_object_or_a_prefix_in_a_bucket(s3_bucket: str) -> None:
+    landing = f"s3://{s3_bucket}/landing"
+    for name in FILES:
+        land(landing, name)
+    whole = invoke("validate", landing)
+    assert whole.exit_code == 3 and "unknown_event" in whole.stdout  # b-late.json holds a 'Message Oops'
+    assert all(name in whole.stdout for name in FILES)
+    one = invoke("validate", f"{landing}/2024-05-02/a-small.json")
+    assert one.exit_code == 0 and "b-late" not in one.stdout
+    missing = invoke("validate", f"{landing}/nothing-here")
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr

@@ -22,13 +22,19 @@ err = Console(stderr=True, highlight=False)
 LandingOption = Annotated[
     str,
     typer.Option(
-        "--landing", envvar="ETL_LANDING", metavar="DIR", help="Landing zone with the feed files (read-only): a folder."
+        "--landing",
+        envvar="ETL_LANDING",
+        metavar="DIR|URI",
+        help="Landing zone with the feed files (read-only): a folder, or s3://bucket/prefix.",
     ),
 ]
 WarehouseOption = Annotated[
     str,
     typer.Option(
-        "--warehouse", envvar="ETL_WAREHOUSE", metavar="DIR", help="Warehouse root of the Parquet tables: a folder."
+        "--warehouse",
+        envvar="ETL_WAREHOUSE",
+        metavar="DIR|URI",
+        help="Warehouse root of the Parquet tables: a folder, or s3://bucket/prefix.",
     ),
 ]
 

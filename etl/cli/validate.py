@@ -16,7 +16,12 @@ from etl.reading import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits
 
 @friendly_errors
 def validate(
-    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Feed files or folders (searched recursively).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH|URI", help="Feed files or folders (searched recursively), or s3:// objects or prefixes."
+        ),
+    ],
     show: Annotated[int, typer.Option("--show", min=0, help="How many rejected records to list.")] = 20,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
