@@ -76,7 +76,10 @@ def discover(
         new_content = registered_sizes is not None and info.size not in registered_sizes
         if hashing and not sha256 and not (new_content and sizes[info.size] == 1):
             try:
-                sha256 = storage.sha256_of(landing, info.key)
+                sha256 = storage.sha256_of(landing, info.key, expect_etag=info.etag)
+            except storage.ObjectChanged:
+                found.notes.append(f"{info.key}: skipped for now, it changed while it was read (taken next time)")
+                continue
             except OSError as err:
                 found.unreadable.append(f"{info.key}: skipped, cannot be read ({err.strerror or err})")
                 found.notes.append(found.unreadable[-1])

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts import LifetimeFunnel, required_columns
+from etl import storage
 from etl.dates import DateJob, DateResult, DateSource, process_date
 from etl.errors import EXIT_OK, EtlError, UsageError
 from etl.ingest import Provenance
@@ -269,6 +270,12 @@ def _read_all(
         except OSError as err:  # it could not even be hashed: like a file that cannot be opened
             unread.append(f"{file.name}: skipped, cannot be read ({err.strerror or err})")
             log.warning(unread[-1])
+            continue
+        except storage.ObjectChanged:  # a writer replaced it meanwhile: nothing of it is kept
+            unread.append(f"{file.name}: skipped for now, it changed while it was read (taken next time)")
+            log.warning(unread[-1])
+            if not is_new:
+                raise EtlError(f"{file.name} changed while it was read again; run the reprocess again") from None
             continue
         if is_new:
             read_new.append(result.file)

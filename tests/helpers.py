@@ -82,10 +82,13 @@ def deny_reading(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
     `chmod 000` would for a user who is not root."""
     real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
 
-    def denied(store: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == key:
-            raise PermissionError(13, "Permission denied", name)
-        return (real_hash if not args and not kwargs else real_bytes)(store, name, *args, **kwargs)
+    def refusing(real: Any) -> Any:
+        def denied(store: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            if name == key:
+                raise PermissionError(13, "Permission denied", name)
+            return real(store, name, *args, **kwargs)
 
-    monkeypatch.setattr(storage, "sha256_of", denied)
-    monkeypatch.setattr(storage, "iter_bytes", denied)
+        return denied
+
+    monkeypatch.setattr(storage, "sha256_of", refusing(real_hash))
+    monkeypatch.setattr(storage, "iter_bytes", refusing(real_bytes))

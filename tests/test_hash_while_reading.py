@@ -33,9 +33,9 @@ def spy_on_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     seen: dict[str, list[str]] = {"hashed": [], "parsed": []}
     real_hash, real_bytes = storage.sha256_of, storage.iter_bytes
 
-    def hashing(store: Any, key: str) -> str:
+    def hashing(store: Any, key: str, expect_etag: str = "") -> str:
         seen["hashed"].append(key.rsplit("/", 1)[-1])
-        return real_hash(store, key)
+        return real_hash(store, key, expect_etag)
 
     def reading(store: Any, key: str, *args: Any, **kwargs: Any) -> Any:
         seen["parsed"].append(key.rsplit("/", 1)[-1])

@@ -313,10 +313,10 @@ def test_unreadable_file_is_reported_and_the_run_goes_on(tmp_path: Path, monkeyp
     write(landing, "ok.json", [record("u1")])
     real = storage.sha256_of
 
-    def denied(store: object, key: str) -> str:
+    def denied(store: object, key: str, expect_etag: str = "") -> str:
         if key == "locked.json":
             raise PermissionError(13, "Permission denied", key)
-        return real(store, key)  # type: ignore[arg-type]
+        return real(store, key, expect_etag)  # type: ignore[arg-type]
 
     monkeypatch.setattr(storage, "sha256_of", denied)
     result = run_at(landing, tmp_path / "wh")

@@ -244,3 +244,48 @@ def test_validate_checks_an_object_or_a_prefix_in_a_bucket(s3_bucket: str) -> No
     assert one.exit_code == 0 and "b-late" not in one.stdout
     missing = invoke("validate", f"{landing}/nothing-here")
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_an_object_that_changes_while_it_is_read_is_not_ingested_half_and_is_taken_next_time(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing, warehouse = f"s3://{s3_bucket}/landing", f"s3://{s3_bucket}/warehouse"
+    land(landing, "2024-05-02/a-small.json")
+    assert run(Settings(landing, warehouse)).exit_code == 0
+    land(landing, "2024-05-02/b-late.json")
+    land(landing, "2024-05-03/c-next.ndjson")
+    changing = "2024-05-02/b-late.json"
+    real = storage.iter_bytes
+    writing = {"now": True}  # (the test's AWS environment is monkeypatched too: no monkeypatch.undo here)
+
+    def replaced_meanwhile(store: Store, key: str, *args: Any, **kwargs: Any) -> Any:
+        if key == changing and writing["now"]:
+            raise storage.ObjectChanged(store.describe(key), "an-etag")
+        return real(store, key, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "iter_bytes", replaced_meanwhile)
+    result = run(Settings(landing, warehouse))
+    assert any(changing in note and "changed while it was read" in note for note in result.notes)
+    assert [f["name"] for f in result.document["files"]] == ["2024-05-03/c-next.ndjson"]
+    writing["now"] = False  # the writer is done
+    taken = run(Settings(landing, warehouse))
+    assert [f["name"] for f in taken.document["files"]] == [changing]
+
+
+def test_a_file_that_changes_while_it_is_hashed_waits_for_the_next_run(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl.landing import discover
+
+    landing = f"s3://{s3_bucket}/landing"
+    for name in FILES:
+        land(landing, name)
+
+    def replaced_meanwhile(store: Store, key: str, expect_etag: str = "") -> str:
+        assert expect_etag  # the etag of the listing is what the read must still find
+        raise storage.ObjectChanged(store.describe(key), expect_etag)
+
+    monkeypatch.setattr(storage, "sha256_of", replaced_meanwhile)
+    found = discover(open_store(landing))
+    assert found.files == [] and len(found.notes) == len(FILES)
+    assert all("changed while it was read (taken next time)" in note for note in found.notes)
