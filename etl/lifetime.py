@@ -10,12 +10,14 @@ it touched, not every message.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 import polars as pl
 
 from etl import storage
+from etl.executors import Executor, InProcess
 from etl.funnel import (
     FUNNEL_INPUT,
     funnel_counts,
@@ -47,6 +49,7 @@ class LifetimeCount:
     warehouse: str
     scratch_prefix: str
     tuning: Tuning
+    executor: Executor = field(default_factory=InProcess)  # where the share units run
 
 
 #: Only these campaigns (None: every one).
@@ -141,7 +144,10 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
     shares = share_count(rows, tuning.share_rows)
     if shares <= tuning.max_passes:
         jobs = [ShareJob(tuple(events), campaigns, share, shares) for share in range(shares)]
-        return funnel_from_counts([count_share(count.warehouse, job) for job in jobs], ["campaign_id"])
+        counted = count.executor.map(
+            partial(count_share, count.warehouse), jobs, describe=lambda job: f"lifetime share {job.share}"
+        )
+        return funnel_from_counts(counted, ["campaign_id"])
     # The scratch files are local to this process: the shares of a split are counted here.
     with store.scratch(count.scratch_prefix) as folder:
         pieces = (_columns(store, keys, campaigns) for keys in runs_of_rows(store, events, tuning.split_rows))

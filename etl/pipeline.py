@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from contracts import LifetimeFunnel, required_columns
-from etl import storage
 from etl.dates import DateJob, DateResult, DateSource, process_date
 from etl.errors import EXIT_OK, EtlError, UsageError
+from etl.executors import Executor, InProcess, Resources, check_executor, make_executor
 from etl.ingest import Provenance
 from etl.landing import KnownHashes, LandingFile, discover
 from etl.lifetime import DateFiles, LifetimeCount, lifetime_after_run
@@ -33,7 +34,7 @@ from etl.plan import Plan, Window, dates_to_rebuild, make_plan, note_other_files
 from etl.quarantine import stage_quarantine
 from etl.sends import rebuild_send_dates
 from etl.settings import Settings
-from etl.staging import StagedFile, stage_file
+from etl.staging import Staged, StagedFile, StageJob, stage_one
 from etl.storage import Store, open_store
 from etl.upgrade import IDS_CHANGED, upgrade_note, upgrade_staged
 from etl.warehouse import (
@@ -134,6 +135,7 @@ def _execute_run(
     settings: Settings, window: Window, clock: Clock, progress: Progress, started: datetime, run_id: str
 ) -> RunResult:
     timer = _Timer()
+    check_executor(settings.executor, settings.workers, [settings.landing, settings.warehouse])
     landing_store = open_store(settings.landing)
     if not landing_store.exists():
         raise EtlError(f"the landing zone {landing_store.describe()} does not exist or is not a directory")
@@ -158,8 +160,9 @@ def _execute_run(
         log.info("%d files to read (%s bytes)", plan.files_to_read, f"{plan.bytes_to_read:,}")
         progress.on_files(plan.files_to_read, plan.bytes_to_read)
         journal = Journal(layout.store, run_id)
+        executor = _executor_for(settings, plan, upgrade)
         try:
-            staged, unread = _read_all(settings, plan, started, run_id, progress)
+            staged, unread = _read_all(settings, plan, started, run_id, progress, executor)
             notes += unread
             staged_keys = {entry.sha256: Layout.staged(entry.sha256) for entry in registry.values()}
             staged_keys |= {file.file.sha256: file.staged_key for file in staged}
@@ -184,6 +187,7 @@ def _execute_run(
                 started,
                 progress,
                 timer,
+                executor,
             )
             manifest.notes = notes + manifest.notes
             if window and not upgrade and not plan.new and not manifest.dates_written + manifest.dates_deleted:
@@ -204,8 +208,22 @@ def _execute_run(
         except BaseException:
             _abandon(journal)
             raise
+        finally:
+            executor.close()
     location = layout.store.describe(Layout.manifest(run_id))
     return RunResult(run_id, manifest, location, exit_code, manifest.notes, files_found=plan.found)
+
+
+#: Below this much to read, a run that was not given a number of workers runs in this process:
+#: starting workers (each imports polars and the contract) costs more than they gain.
+SMALL_RUN_BYTES = 64 * 1024 * 1024
+
+
+def _executor_for(settings: Settings, plan: Plan, upgrade: bool) -> Executor:
+    small = plan.bytes_to_read < SMALL_RUN_BYTES and not upgrade
+    if settings.executor == "local" and settings.workers is None and small:
+        return InProcess()
+    return make_executor(settings.executor, settings.workers, [settings.landing, settings.warehouse])
 
 
 def _after_failure(journal: Journal) -> str:
@@ -246,7 +264,7 @@ def _discover_and_plan(
 
 
 def _read_all(
-    settings: Settings, plan: Plan, started: datetime, run_id: str, progress: Progress
+    settings: Settings, plan: Plan, started: datetime, run_id: str, progress: Progress, executor: Executor
 ) -> tuple[list[StagedFile], list[str]]:
     """Read every file of the plan into a staged copy in the journal: what each gave, and notes on
     files that could not be read.
@@ -255,42 +273,56 @@ def _read_all(
     not hashed yet are hashed as they are read: `plan.new` then holds them with their hash, and a
     file that could not be read to hash it is left out.
     """
-    jobs = [
-        (file, Provenance(datetime.fromisoformat(entry.first_ingested_at), entry.run_id), False)
-        for file, entry in plan.reparse
+    provenances = [
+        (file, Provenance(datetime.fromisoformat(e.first_ingested_at), e.run_id)) for file, e in plan.reparse
     ]
-    jobs += [(file, Provenance(started, run_id), True) for file in plan.new]
+    provenances += [(file, Provenance(started, run_id)) for file in plan.new]
+    on_read = progress.on_bytes if isinstance(executor, InProcess) else None  # (a worker cannot call back)
+    jobs = [
+        StageJob(settings.landing, settings.warehouse, run_id, file, provenance, settings.limits, on_read)
+        for file, provenance in provenances
+    ]
+
+    def done(job: StageJob, outcome: Staged) -> None:
+        if on_read is None:
+            progress.on_bytes(job.file.size)
+        if outcome.staged is not None:
+            _log_read(outcome.staged, run_id)
+            progress.on_file_done(outcome.staged.file)
+
+    reparsed = {file.name for file, _ in plan.reparse}
     staged, read_new, unread = [], [], []
-    for file, provenance, is_new in jobs:
-        log.debug("reading %s (%s bytes)", file.name, f"{file.size:,}")
-        try:
-            result = stage_file(
-                settings.landing, settings.warehouse, run_id, file, provenance, settings.limits, progress.on_bytes
-            )
-        except OSError as err:  # it could not even be hashed: like a file that cannot be opened
-            unread.append(f"{file.name}: skipped, cannot be read ({err.strerror or err})")
-            log.warning(unread[-1])
+    for outcome in executor.map(stage_one, jobs, describe=_landing_file, resources=UNIT, on_done=done):
+        if outcome.staged is None:
+            unread.append(outcome.unread)
+            log.warning(outcome.unread)
+            if outcome.changed and outcome.file.name in reparsed:
+                raise EtlError(f"{outcome.file.name} changed while it was read again; run the reprocess again")
             continue
-        except storage.ObjectChanged:  # a writer replaced it meanwhile: nothing of it is kept
-            unread.append(f"{file.name}: skipped for now, it changed while it was read (taken next time)")
-            log.warning(unread[-1])
-            if not is_new:
-                raise EtlError(f"{file.name} changed while it was read again; run the reprocess again") from None
-            continue
-        if is_new:
-            read_new.append(result.file)
-        log.info(
-            "read %s: %s records, %s quarantined%s",
-            file.name,
-            f"{result.read:,}",
-            f"{result.quarantined:,}",
-            f"; rejected: {result.rejected}" if result.rejected else "",
-            extra={"run_id": run_id, "file": file.name, "read": result.read, "quarantined": result.quarantined},
-        )
-        staged.append(result)
-        progress.on_file_done(result.file)
+        if outcome.file.name not in reparsed:
+            read_new.append(outcome.staged.file)
+        staged.append(outcome.staged)
     plan.new = read_new
     return staged, unread
+
+
+#: What one unit of work declares it needs (a unit's peak memory is bounded: see Tuning).
+UNIT = Resources(cpus=1, memory_bytes=1 << 30)
+
+
+def _landing_file(job: StageJob) -> str:
+    return f"landing file {job.file.name}"
+
+
+def _log_read(result: StagedFile, run_id: str) -> None:
+    log.info(
+        "read %s: %s records, %s quarantined%s",
+        result.file.name,
+        f"{result.read:,}",
+        f"{result.quarantined:,}",
+        f"; rejected: {result.rejected}" if result.rejected else "",
+        extra={"run_id": run_id, "file": result.file.name, "read": result.read, "quarantined": result.quarantined},
+    )
 
 
 def _rebuild_and_stage(
@@ -306,6 +338,7 @@ def _rebuild_and_stage(
     started: datetime,
     progress: Progress,
     timer: _Timer,
+    executor: Executor,
 ) -> Manifest:
     new_shas = {file.sha256 for file in plan.new}
     updated = _registry_after(registry, staged, new_shas, started, journal.run_id)
@@ -318,8 +351,8 @@ def _rebuild_and_stage(
     days = sorted(set(rebuilt_days) | counted_days)
     ranks = {file.file.sha256: rank for rank, file in enumerate(staged, start=1)}
     progress.on_dates(len(rebuilt_days))
-    results: list[DateResult] = []
-    for day in days:  # one date at a time (polars already spreads each over the cores)
+    jobs = []
+    for day in days:
         rebuild = day in rebuilt_days
         sources = tuple(
             DateSource(sha, staged_keys[sha], ranks.get(sha, 0))
@@ -329,10 +362,14 @@ def _rebuild_and_stage(
             # is gone; a rebuild cannot, and fails saying which.
             and (rebuild or sha in ranks or layout.store.head(staged_keys[sha]) is not None)
         )
-        job = DateJob(day, sources, rebuild)
-        results.append(process_date(settings.warehouse, journal.run_id, job, settings.tuning))
+        jobs.append(DateJob(day, sources, rebuild))
+
+    def done(job: DateJob, result: DateResult) -> None:
         if job.rebuild:
-            progress.on_date_done(day)
+            progress.on_date_done(job.day)
+
+    unit = partial(process_date, settings.warehouse, journal.run_id, tuning=settings.tuning)
+    results = executor.map(unit, jobs, describe=lambda job: f"event date {job.day}", resources=UNIT, on_done=done)
     timer.lap("rebuild dates")
 
     rebuilt_events: dict[date, str | None] = {}  # the staged partition of each rebuilt date (None: now empty)
@@ -349,7 +386,7 @@ def _rebuild_and_stage(
             journal.delete(events)
             deleted.append(result.day.isoformat())
             rebuilt_events[result.day] = None
-    sends_written, sends_deleted = _rebuild_sends(settings, layout, journal, rebuilt_events, upgrade)
+    sends_written, sends_deleted = _rebuild_sends(settings, layout, journal, rebuilt_events, upgrade, executor)
     timer.lap("messages and lifetime funnel")
     stage_quarantine(layout, journal, staged)
     journal.put_json(registry_document(updated, plan.not_feed_files), layout.registry)
@@ -365,7 +402,12 @@ def _rebuild_and_stage(
 
 
 def _rebuild_sends(
-    settings: Settings, layout: Layout, journal: Journal, rebuilt_events: dict[date, str | None], everything: bool
+    settings: Settings,
+    layout: Layout,
+    journal: Journal,
+    rebuilt_events: dict[date, str | None],
+    everything: bool,
+    executor: Executor,
 ) -> tuple[list[str], list[str]]:
     """Stage the messages and daily funnels of every send date the rebuilt event dates touch, and the
     lifetime funnel; the send dates written and deleted. `everything`: count every message again."""
@@ -374,7 +416,9 @@ def _rebuild_sends(
     after = {day: layout.event_partition(day) for day in layout.event_dates() if day not in rebuilt_events}
     after |= {day: key for day, key in rebuilt_events.items() if key is not None}
     scratch = journal.scratch_prefix()
-    outcome = rebuild_send_dates(layout, journal.run_id, scratch, rebuilt_events, after, everything, settings.tuning)
+    outcome = rebuild_send_dates(
+        layout, journal.run_id, scratch, rebuilt_events, after, everything, settings.tuning, executor
+    )
     rebuilt: dict[date, DateFiles | None] = {}  # the new objects of each rebuilt send date (None: now empty)
     written, deleted = [], []
     for result in outcome.results:
@@ -396,7 +440,7 @@ def _rebuild_sends(
             journal.delete(key)
     journal.put_parquet(outcome.pairs, layout.message_dates)
     if rebuilt or everything:
-        count = LifetimeCount(settings.warehouse, scratch, settings.tuning)
+        count = LifetimeCount(settings.warehouse, scratch, settings.tuning, executor)
         lifetime = lifetime_after_run(layout, rebuilt, count)
         journal.put_parquet(lifetime, layout.lifetime_funnel, required_columns(LifetimeFunnel))
     return written, deleted

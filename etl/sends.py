@@ -30,11 +30,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 import polars as pl
 
 from contracts import DailyFunnel, Message, required_columns
 from etl import storage
+from etl.executors import Executor
 from etl.funnel import funnel_in_shares, user_share
 from etl.messages import EVENT_DATES, MESSAGE_INPUT, MESSAGE_KEY, in_table_order, messages_of
 from etl.normalise import with_source_defaults
@@ -239,7 +241,7 @@ def _send_dates_holding(layout: Layout, touched: pl.DataFrame) -> set[date]:
 
 
 def count_touched(
-    warehouse: str, plan: SendPlan, out_prefix: str, scratch_prefix: str, tuning: Tuning
+    warehouse: str, plan: SendPlan, out_prefix: str, scratch_prefix: str, tuning: Tuning, executor: Executor
 ) -> list[ShareResult]:
     """Count the touched messages again, one user share at a time (each a filtered pass over the
     events read; past `max_passes` shares, one pass splits them into local scratch files first)."""
@@ -250,7 +252,9 @@ def count_touched(
     shares = share_count(rows_of(storage.scan_parquet(store, keys)), tuning.share_rows)
     if shares <= tuning.max_passes:
         jobs = [MessageShareJob(tuple(keys), plan.touched, share, shares, out_prefix) for share in range(shares)]
-        return [count_message_share(warehouse, job) for job in jobs]
+        return executor.map(
+            partial(count_message_share, warehouse), jobs, describe=lambda job: f"messages share {job.share}"
+        )
     with store.scratch(scratch_prefix) as folder:
         pieces = (
             _touched_only(store, _message_input(storage.scan_parquet(store, run)), plan.touched)
@@ -276,21 +280,23 @@ def rebuild_send_dates(
     after: dict[date, str],
     everything: bool,
     tuning: Tuning,
+    executor: Executor,
 ) -> SendsOutcome:
     """Count the messages touched by the rebuilt event dates again and stage every send date they
     were or are on (see the module docstring). `everything`: count every message again."""
     warehouse = layout.store.location
     plan = plan_sends(layout, rebuilt, after, f"{scratch_prefix}/touched.parquet", everything)
-    counted = count_touched(warehouse, plan, f"{scratch_prefix}/messages", scratch_prefix, tuning)
+    counted = count_touched(warehouse, plan, f"{scratch_prefix}/messages", scratch_prefix, tuning, executor)
     parts: dict[date, list[str]] = {}
     for share in counted:
         for day, key in share.parts.items():
             parts.setdefault(day, []).append(key)
-    results = []
+    jobs = []
     for day in sorted(plan.send_dates | set(parts)):
         published = layout.message_partition(day)
         exists = day in plan.send_dates or layout.store.head(published) is not None
-        job = SendDateJob(day, published if exists else None, plan.touched, tuple(parts.get(day, ())))
-        results.append(process_send_date(warehouse, run_id, job, tuning))
+        jobs.append(SendDateJob(day, published if exists else None, plan.touched, tuple(parts.get(day, ()))))
+    unit = partial(process_send_date, warehouse, run_id, tuning=tuning)
+    results = executor.map(unit, jobs, describe=lambda job: f"send date {job.day}")
     pairs = pl.concat([plan.pairs_kept, *(share.pairs for share in counted)]).unique().sort(list(PAIRS_SCHEMA))
     return SendsOutcome(results, pairs)

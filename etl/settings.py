@@ -42,6 +42,10 @@ class Settings:
     max_reject_rate: float | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     tuning: Tuning = field(default_factory=Tuning)
+    executor: str = "local"  # where the units of work run: local processes, or Ray tasks (etl.executors)
+    # Worker processes of the local executor; 1: in this process. (The command line's default is the
+    # machine's cores; a library caller asks for workers.) With Ray: the CPUs of a Ray started for the run.
+    workers: int | None = 1
 
     def __post_init__(self) -> None:
         for name in ("landing", "warehouse"):  # a Path is accepted, and kept as its text

@@ -97,6 +97,43 @@ def stage_file(
     )
 
 
+@dataclass(frozen=True)
+class StageJob:
+    """One landing file to stage: the unit of work of reading, with plain arguments."""
+
+    landing: str
+    warehouse: str
+    run_id: str
+    file: LandingFile
+    provenance: Provenance
+    limits: Limits
+    on_read: Callable[[int], None] | None = None  # progress, when the job runs in the driver
+
+
+@dataclass
+class Staged:
+    """What staging one file gave: its staged copy, or why it was not read (it stays for next time)."""
+
+    file: LandingFile
+    staged: StagedFile | None = None
+    unread: str = ""  # the note when it could not be read
+    changed: bool = False  # it changed while it was read
+
+
+def stage_one(job: StageJob) -> Staged:
+    """`stage_file` for one job; a file that cannot be read, or changes while it is read, is said so
+    (an error of the file, not of the run)."""
+    log.debug("reading %s (%s bytes)", job.file.name, f"{job.file.size:,}")
+    try:
+        staged = stage_file(job.landing, job.warehouse, job.run_id, job.file, job.provenance, job.limits, job.on_read)
+    except OSError as err:  # it could not even be hashed: like a file that cannot be opened
+        return Staged(job.file, unread=f"{job.file.name}: skipped, cannot be read ({err.strerror or err})")
+    except storage.ObjectChanged:  # a writer replaced it meanwhile: nothing of it is kept
+        note = f"{job.file.name}: skipped for now, it changed while it was read (taken next time)"
+        return Staged(job.file, unread=note, changed=True)
+    return Staged(job.file, staged)
+
+
 def staged_sink(store: Store, key: str) -> ParquetSink:
     """A staged copy (`contracts.staged_event_schema`): a file's valid events as judged, without
     `source_sha256` (its key says it)."""

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def etl_process(landing: Path, warehouse: Path, kill_at: str) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "ETL_KILL_AT": kill_at}
     command = [sys.executable, "-m", "etl", "run", "--landing", str(landing), "--warehouse", str(warehouse), "-q"]
+    command += ["--workers", "1"]  # the driver itself is killed at the fault point
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False)
 
 

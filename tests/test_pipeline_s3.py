@@ -102,6 +102,7 @@ def test_nightly_runs_late_data_and_reprocess_in_a_bucket_give_the_tables_of_loc
 def etl_process(landing: str, warehouse: str, kill_at: str = "") -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "ETL_KILL_AT": kill_at}
     command = [sys.executable, "-m", "etl", "run", "--landing", landing, "--warehouse", warehouse, "-q"]
+    command += ["--workers", "1"]  # the driver itself is killed at the fault point
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False, timeout=300)
 
 

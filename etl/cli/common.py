@@ -62,6 +62,26 @@ MaxDepth = Annotated[
     typer.Option("--max-depth", min=1, help="Quarantine records nested deeper than this (too_deeply_nested)."),
 ]
 
+ExecutorOption = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        metavar="local|ray",
+        help="Where the units of work run: local worker processes, or Ray tasks (RAY_ADDRESS, or a local Ray).",
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        envvar="ETL_WORKERS",
+        min=1,
+        metavar="N",
+        help="Worker processes of the local executor (default: the machine's cores; a run reading less than "
+        "64 MB runs in this process); with Ray, the CPUs of a Ray started for the run.",
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

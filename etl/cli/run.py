@@ -11,10 +11,12 @@ from rich.table import Table
 
 from etl import pipeline
 from etl.cli.common import (
+    ExecutorOption,
     LandingOption,
     MaxDepth,
     MaxRecordBytes,
     WarehouseOption,
+    WorkersOption,
     date_option,
     err,
     friendly_errors,
@@ -56,6 +58,8 @@ def run(
     min_file_age: MinFileAge = 0.0,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    executor: ExecutorOption = "local",
+    workers: WorkersOption = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     log_format: LogFormatOption = LogFormat.text,
@@ -72,6 +76,8 @@ def run(
         min_file_age=min_file_age,
         max_reject_rate=max_reject_rate,
         max_depth=max_depth,
+        executor=executor,
+        workers=workers,
     )
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.run(settings, progress=hooks)
@@ -90,6 +96,8 @@ def reprocess(
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    executor: ExecutorOption = "local",
+    workers: WorkersOption = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     log_format: LogFormatOption = LogFormat.text,
@@ -102,7 +110,9 @@ def reprocess(
     first, last = start, end
     if first > last:
         raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
-    settings = Settings(landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth)
+    settings = Settings(
+        landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth, executor=executor, workers=workers
+    )
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.reprocess(settings, first, last, progress=hooks)
     nothing = f"No events between {first} and {last}: nothing was rebuilt; the warehouse is unchanged."

@@ -1,0 +1,181 @@
+"""`--executor local --workers N`: the jobs in N worker processes on this machine.
+
+Workers are started with `spawn`: polars runs thread pools that a forked child would inherit in an
+unknown state. They live as long as the executor, so a run pays their start (imports) once.
+
+A worker killed in the middle of a job (SIGKILL, the OOM killer) breaks the whole pool: every job
+running then is lost, and cannot tell which of them died. So each of them is charged one attempt and
+becomes a suspect; a suspect then runs alone, so that a death after that is its own. A job charged
+`attempts` times fails the map. A job that raises is not retried: it would fail the same way again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import multiprocessing
+import os
+import signal
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar, cast
+
+from etl.executors.base import Closing, JobFailed, Resources, WorkerLost
+from etl.executors.inprocess import InProcess
+from etl.executors.worker import Outcome, available_cores, emit_records, prepare_worker, run_job, worker_environment
+
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+log = logging.getLogger("etl")
+
+
+class LocalProcesses(Closing):
+    """Jobs in `workers` processes, each job tried up to `attempts` times if its worker dies."""
+
+    def __init__(self, workers: int, *, attempts: int = 3) -> None:
+        if workers < 1 or attempts < 1:
+            raise ValueError("workers and attempts must be at least 1")
+        self.workers = workers
+        self.attempts = attempts
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(
+        self,
+        function: Callable[[A], R],
+        jobs: Sequence[A],
+        *,
+        describe: Callable[[A], str],
+        resources: Resources | None = None,
+        on_done: Callable[[A, R], None] | None = None,
+    ) -> list[R]:
+        """`resources` is for Ray's scheduler; here each worker runs one job at a time. A lone job
+        before any worker has started runs in this process: starting workers (their imports) would
+        cost more than it can gain (a nightly run of one small file)."""
+        if len(jobs) == 1 and self._pool is None:
+            return InProcess().map(function, jobs, describe=describe, on_done=on_done)
+        results: dict[int, R] = {}
+        waiting = deque(range(len(jobs)))  # indices of jobs not submitted yet, in job order
+        running: dict[Future[Outcome[R]], int] = {}
+        charged: Counter[int] = Counter()
+        suspects: set[int] = set()
+        try:
+            while waiting or running:
+                self._submit(function, jobs, waiting, running, suspects)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                if any(_died(future) for future in done):
+                    wait(running)  # the pool is broken: the other running jobs end too
+                    done = set(running)
+                    self._replace_pool()
+                lost = []
+                for future in sorted(done, key=running.__getitem__):  # job order: the first error is raised
+                    index = running.pop(future)
+                    if _died(future):
+                        lost.append(index)
+                        continue
+                    outcome = _outcome(future)
+                    emit_records(outcome.records)
+                    if outcome.error is not None:
+                        raise JobFailed(describe(jobs[index]), outcome.error) from outcome.error
+                    results[index] = cast(R, outcome.value)
+                    if on_done:
+                        on_done(jobs[index], results[index])
+                if lost:
+                    for index in lost:
+                        charged[index] += 1
+                        if charged[index] >= self.attempts:
+                            raise WorkerLost(describe(jobs[index]), _died_text(charged[index]))
+                        log.warning("a worker process died; %s is run again", describe(jobs[index]))
+                    suspects.update(lost)
+                    waiting.extendleft(sorted(lost, reverse=True))
+        except BaseException:
+            self._settle(running)
+            raise
+        return [results[index] for index in range(len(jobs))]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _submit(
+        self,
+        function: Callable[[A], R],
+        jobs: Sequence[A],
+        waiting: deque[int],
+        running: dict[Future[Outcome[R]], int],
+        suspects: set[int],
+    ) -> None:
+        """Start jobs while a worker is free; a suspect runs with nothing beside it."""
+        while waiting and len(running) < self.workers:
+            if suspects & set(running.values()) or (waiting[0] in suspects and running):
+                return
+            index = waiting.popleft()
+            try:
+                future = self._pool_now().submit(run_job, function, jobs[index])
+            except BrokenProcessPool:  # an idle worker died (the OOM killer chooses freely)
+                self._replace_pool()
+                future = self._pool_now().submit(run_job, function, jobs[index])
+            running[future] = index
+
+    def _settle(self, running: dict[Future[Any], int]) -> None:
+        """Let the jobs still running end (their outputs are the failed run's), so none outlives `map`."""
+        for future in running:
+            future.cancel()
+        wait(running)
+
+    def _pool_now(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            threads = max(1, available_cores() // self.workers)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=prepare_local_worker,
+                initargs=(worker_environment(threads), log.getEffectiveLevel()),
+            )
+        return self._pool
+
+    def _replace_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def prepare_local_worker(environment: dict[str, str], log_level: int) -> None:
+    """A local worker dies with the process that started it: a driver killed mid-run (a crash, the
+    OOM killer) must not leave workers behind, holding its files and output open."""
+    _die_with_parent()
+    prepare_worker(environment, log_level)
+
+
+def _die_with_parent() -> None:
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own checks remain
+        return
+    if os.getppid() != parent:  # the driver died before the request took effect
+        os._exit(1)
+
+
+def _died(future: Future[Any]) -> bool:
+    return isinstance(future.exception(), BrokenProcessPool)
+
+
+def _outcome(future: Future[Outcome[R]]) -> Outcome[R]:
+    """What a finished job gave. An error raised around it (its function or job could not be sent to
+    the worker, or its result back) is the job's own error."""
+    error = future.exception()
+    if error is not None:
+        return Outcome(error=error)
+    return future.result()
+
+
+def _died_text(times: int) -> str:
+    return f"the worker process running it died {times} times (killed, out of memory, or a crash)"

@@ -1,0 +1,159 @@
+"""`--executor ray`: each job a Ray Core task on the cluster at `RAY_ADDRESS`, or on a Ray started here.
+
+Ray retries a task whose worker or node died (`max_retries`); a job's own error comes back as its
+result (see `etl.executors.worker`), so Ray never retries it. Ray is an optional extra, imported
+only when this executor is asked for.
+
+A Ray started for the run binds to 127.0.0.1, without dashboard or usage statistics: nothing of it
+is reachable from, or talks to, the network. Workers on a cluster need this package installed (the
+image); they get the process settings as `runtime_env` variables, and no credentials from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, TypeVar, cast
+
+from etl.errors import EtlError, UsageError
+from etl.executors.base import Closing, JobFailed, Resources, WorkerLost
+from etl.executors.worker import Outcome, emit_records, prepare_worker, run_job, worker_environment
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+log = logging.getLogger("etl")
+
+INSTALL_HINT = "--executor ray needs Ray: pip install 'outbound-events-etl[ray]'"
+_SETTLE_SECONDS = 60  # after a failure, how long to wait for cancelled tasks to end
+
+
+def import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return ray
+
+
+def ray_task(function: Callable[[A], R], job: A, environment: dict[str, str], log_level: int) -> Outcome[R]:
+    """One job in a Ray worker; the worker may be reused, so the settings are applied each time."""
+    prepare_worker(environment, log_level)
+    return run_job(function, job)
+
+
+class RayExecutor(Closing):
+    """Jobs as Ray tasks. `address`: a cluster (default `RAY_ADDRESS`); none starts a local Ray for
+    the run, with `cpus` CPUs (default: all). When Ray is already connected (a test's cluster), the
+    connection is used as it is and left open."""
+
+    def __init__(self, address: str | None = None, *, cpus: int | None = None, attempts: int = 3) -> None:
+        self._ray = import_ray()
+        self.address = address if address is not None else os.environ.get("RAY_ADDRESS") or None
+        self.cpus = cpus
+        self.attempts = attempts
+        self._connected_here = False
+        self._started_here = False
+        self._task: Any = None
+
+    def map(
+        self,
+        function: Callable[[A], R],
+        jobs: Sequence[A],
+        *,
+        describe: Callable[[A], str],
+        resources: Resources | None = None,
+        on_done: Callable[[A, R], None] | None = None,
+    ) -> list[R]:
+        ray = self._ray
+        task = self._connect()
+        needs = resources or Resources()
+        if self._started_here:
+            self._check_fits(needs)
+        environment = worker_environment(needs.cpus)
+        options = task.options(
+            num_cpus=needs.cpus,
+            memory=needs.memory_bytes,
+            max_retries=self.attempts - 1,  # a dead worker or node
+            retry_exceptions=False,  # never an error raised by the task itself
+            runtime_env={"env_vars": environment},  # set before the worker process starts
+        )
+        level = log.getEffectiveLevel()
+        refs = [options.remote(function, job, environment, level) for job in jobs]
+        index_of = {ref: index for index, ref in enumerate(refs)}
+        results: dict[int, R] = {}
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    index = index_of[ref]
+                    outcome = self._outcome(ref, describe(jobs[index]))
+                    emit_records(outcome.records)
+                    if outcome.error is not None:
+                        raise JobFailed(describe(jobs[index]), outcome.error) from outcome.error
+                    results[index] = cast(R, outcome.value)
+                    if on_done:
+                        on_done(jobs[index], results[index])
+        except BaseException:
+            self._settle(pending)
+            raise
+        return [results[index] for index in range(len(jobs))]
+
+    def close(self) -> None:
+        if self._connected_here:
+            self._ray.shutdown()
+            self._connected_here = self._started_here = False
+        self._task = None
+
+    def _connect(self) -> Any:
+        ray = self._ray
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                ray.init(
+                    address="local",  # not a cluster found in /tmp/ray: a Ray of this run's own
+                    num_cpus=self.cpus,
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    log_to_driver=False,  # the jobs' log records come back with their results
+                    logging_level=logging.WARNING,
+                )
+                self._started_here = True
+            self._connected_here = True
+        if self._task is None:
+            self._task = ray.remote(ray_task)
+        return self._task
+
+    def _check_fits(self, needs: Resources) -> None:
+        """A task bigger than every node waits forever; on a Ray of this machine, none will come."""
+        have = self._ray.cluster_resources()
+        if needs.cpus > have.get("CPU", 0) or (needs.memory_bytes or 0) > have.get("memory", 0):
+            raise EtlError(
+                f"a job needs {needs.cpus} CPUs and {needs.memory_bytes or 0:,} bytes, more than the Ray started "
+                f"for this run has ({have.get('CPU', 0):g} CPUs, {have.get('memory', 0):,.0f} bytes)"
+            )
+
+    def _outcome(self, ref: Any, job: str) -> Outcome[Any]:
+        """The task's outcome; Ray's own errors (a worker that kept dying, a lost node) end the map."""
+        exceptions = self._ray.exceptions
+        try:
+            return cast(Outcome[Any], self._ray.get(ref))
+        except exceptions.RayTaskError as error:  # raised around the job: its function did not load
+            cause = error.cause if isinstance(error.cause, BaseException) else error
+            return Outcome(error=cause)
+        except exceptions.RayError as error:
+            first_line = next(iter(str(error).strip().splitlines()), "")
+            detail = f"Ray gave up on it after {self.attempts} attempts ({type(error).__name__}: {first_line})"
+            raise WorkerLost(job, detail) from error
+
+    def _settle(self, pending: list[Any]) -> None:
+        """Cancel the tasks not finished, and wait a while for them to end."""
+        for ref in pending:
+            self._ray.cancel(ref)
+        if pending:
+            self._ray.wait(pending, num_returns=len(pending), timeout=_SETTLE_SECONDS, fetch_local=False)

@@ -1,0 +1,253 @@
+"""Ray scenarios for tests/test_executors.py, each run in a loopback-only network namespace.
+
+Outside (pytest): `run_scenario(name, folder)` starts `python -m tests.support.ray_cluster NAME
+FOLDER` in a new namespace with only `lo` (tests/support/netns.py), with usage statistics off, no
+RAY_ADDRESS, and Ray's files (sessions, sockets, its token in ~/.ray) in folders of the test's own.
+It returns what the scenario wrote to FOLDER/result.json.
+
+Inside: one scenario per Ray start (a start costs seconds), checking many things with one instance:
+- `local`: a Ray started by `RayExecutor` itself for the run (127.0.0.1, no dashboard);
+- `cluster`: Ray's multi-node test cluster, two nodes of two CPUs, and a map spread over both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.netns import require_loopback_namespace, run_loopback_only, unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO_SECONDS = 240
+KILLED_EVERY_TIME = "job-4"  # ETL_KILL_AT inside the `local` scenario: job 4 dies at each attempt
+
+
+def run_scenario(name: str, folder: Path) -> dict[str, Any]:
+    """Run scenario `name` in a loopback-only namespace; skip (or fail in CI) where it cannot run."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        unavailable("Ray is not installed: pip install -e '.[dev]'")
+    require_loopback_namespace()
+    ray_files = Path(tempfile.mkdtemp(prefix="etl-ray-", dir="/tmp"))  # short: Ray's socket paths must fit
+    home = folder / "home"
+    home.mkdir(exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+    env |= {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_TMPDIR": str(ray_files),
+        "HOME": str(home),  # Ray writes its token to ~/.ray
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        "ETL_KILL_AT": KILLED_EVERY_TIME if name == "local" else "",
+    }
+    command = [sys.executable, "-m", "tests.support.ray_cluster", name, str(folder)]
+    try:
+        done = run_loopback_only(command, env=env, cwd=ROOT, timeout=SCENARIO_SECONDS)
+    finally:
+        shutil.rmtree(ray_files, ignore_errors=True)
+    result = folder / "result.json"
+    assert done.returncode == 0 and result.exists(), f"scenario {name} failed:\n{done.stderr[-6000:]}"
+    data: dict[str, Any] = json.loads(result.read_text())
+    return data
+
+
+# Inside the namespace -------------------------------------------------------------------------------
+
+
+def interfaces() -> list[str]:
+    return [name for _, name in socket.if_nameindex()]
+
+
+def node_of(job: Any) -> tuple[int, str]:
+    """A job's square and the Ray node it ran on."""
+    import ray
+
+    from tests.test_executors import square
+
+    return square(job), ray.get_runtime_context().get_node_id()
+
+
+def local_scenario(folder: Path) -> dict[str, Any]:
+    import logging
+
+    from etl.errors import EtlError
+    from etl.executors import JobFailed, Resources, WorkerLost
+    from etl.executors.ray_tasks import RayExecutor
+    from tests.test_executors import (
+        Finished,
+        Job,
+        Messages,
+        attempts,
+        describe,
+        square,
+        square_failing,
+        square_killed_always,
+        square_killed_once,
+        worker_facts,
+    )
+
+    out: dict[str, Any] = {}
+    messages = Messages()
+    logger = logging.getLogger("etl")
+    logger.addHandler(messages)
+    logger.setLevel(logging.INFO)
+    with RayExecutor(cpus=2) as executor:
+        jobs = [Job(n, str(folder)) for n in range(6)]
+        out["squares"] = executor.map(square, jobs, describe=describe)
+        # Job 0 waits until job 3 is done, and a little more: the jobs finish out of order.
+        marks = folder / "late"
+        marks.mkdir()
+        late = [Job(0, str(marks), seconds=0.5, after=3), *(Job(n, str(marks)) for n in range(1, 4))]
+        finished = Finished()
+        out["late_first"] = executor.map(square, late, describe=describe, on_done=finished)
+        out["finished"] = finished.numbers
+        needs = Resources(cpus=1, memory_bytes=256 * 2**20)
+        out["facts"] = executor.map(worker_facts, jobs[:2], describe=describe, resources=needs)
+        out["logged"] = messages.texts
+        out["killed_once"] = executor.map(square_killed_once, jobs, describe=describe)
+        try:
+            executor.map(square_killed_always, jobs, describe=describe)
+        except WorkerLost as error:
+            out["keeps_dying"] = str(error)
+        out["keeps_dying_attempts"] = attempts(jobs[4], "killed_always")
+        try:
+            executor.map(square_failing, jobs, describe=describe)
+        except JobFailed as error:
+            out["failing"] = str(error)
+            out["failing_cause"] = type(error.cause).__name__
+        out["failing_attempts"] = attempts(jobs[3], "failing")
+        out["after_failures"] = executor.map(square, jobs, describe=describe)
+        try:  # more CPUs than this Ray has: it would wait forever
+            executor.map(square, jobs, describe=describe, resources=Resources(cpus=3))
+        except EtlError as error:
+            out["too_big"] = str(error)
+        import ray
+
+        out["node_addresses"] = sorted({node["NodeManagerAddress"] for node in ray.nodes()})
+    return out
+
+
+def cluster_scenario(folder: Path) -> dict[str, Any]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from etl.executors import Resources
+    from etl.executors.ray_tasks import RayExecutor
+    from tests.test_executors import Job, describe
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    try:
+        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        # Each job takes a whole node's two CPUs for a second: four of them need both nodes.
+        jobs = [Job(n, str(folder), seconds=1.0) for n in range(4)]
+        with RayExecutor() as executor:
+            results = executor.map(node_of, jobs, describe=describe, resources=Resources(cpus=2))
+        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+    finally:
+        ray.shutdown()  # before the nodes: the cluster refuses to remove the driver's node
+        cluster.shutdown()
+    return {"results": results, "nodes": nodes}
+
+
+def pipeline_scenario(folder: Path) -> dict[str, Any]:
+    """`etl run --executor ray` on the test's landing zone, with a Ray started for the run."""
+    from etl.pipeline import run
+    from etl.settings import Settings
+    from tests.helpers import fixed_clock
+
+    result = run(Settings(folder / "landing", folder / "wh-ray", executor="ray", workers=2), clock=fixed_clock())
+    return {"exit_code": result.exit_code}
+
+
+def stage_one_noting_its_node(job: Any) -> Any:
+    """The reading unit, leaving a mark of the Ray node it ran on (test instrumentation only)."""
+    import ray
+
+    from etl.staging import stage_one
+
+    marks = Path(os.environ["ETL_TEST_NODE_MARKS"])
+    (marks / ray.get_runtime_context().get_node_id()).touch()
+    return stage_one(job)
+
+
+def pipeline_cluster_s3_scenario(folder: Path) -> dict[str, Any]:
+    """The run on Ray's two-node test cluster, with landing zone and warehouse in the S3 test server
+    (started in this namespace): the units share no local disk; the tables are copied back after."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    import etl.pipeline
+    from etl.settings import Settings
+    from etl.storage import open_store
+    from tests.helpers import fixed_clock
+    from tests.support.s3 import REGION, start_server, stop_server
+
+    server = start_server(folder / "moto_server.log")
+    marks = folder / "node-marks"
+    marks.mkdir()
+    os.environ.update(  # before the nodes start: their workers inherit it
+        AWS_ENDPOINT_URL=server.endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION=REGION,
+        AWS_METADATA_ENDPOINT="http://127.0.0.1:9",
+        ETL_TEST_NODE_MARKS=str(marks),
+    )
+    server.create_bucket("lake")
+    landing = open_store("s3://lake/landing")
+    for path in sorted((folder / "landing").rglob("*.json")):
+        landing.put(path.relative_to(folder / "landing").as_posix(), path.read_bytes())
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    try:
+        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        etl.pipeline.stage_one = stage_one_noting_its_node  # type: ignore[attr-defined]
+        settings = Settings("s3://lake/landing", "s3://lake/warehouse", executor="ray")
+        result = etl.pipeline.run(settings, clock=fixed_clock())
+        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    warehouse = open_store("s3://lake/warehouse")
+    copy = open_store(folder / "wh-ray")
+    for info in warehouse.list():
+        if not info.key.startswith("_"):
+            copy.put(info.key, warehouse.read_bytes(info.key))
+    stop_server(server)
+    return {"exit_code": result.exit_code, "nodes": nodes, "task_nodes": sorted(p.name for p in marks.iterdir())}
+
+
+def main() -> None:
+    name, folder = sys.argv[1], Path(sys.argv[2])
+    if interfaces() != ["lo"]:  # Ray would bind to, and look for, the machine's address
+        sys.exit(f"refusing to start Ray: this namespace has {interfaces()}, not only lo")
+    scenarios = {
+        "local": local_scenario,
+        "cluster": cluster_scenario,
+        "pipeline": pipeline_scenario,
+        "pipeline_cluster_s3": pipeline_cluster_s3_scenario,
+    }
+    started = time.monotonic()
+    out = {"interfaces": interfaces(), **scenarios[name](folder)}
+    out["seconds"] = round(time.monotonic() - started, 1)
+    (folder / "result.json").write_text(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()
