@@ -44,7 +44,7 @@ contract: $(STAMP) ## Print the contract generated from the pandera models
 	$(BIN)/etl contract
 
 contract-docs: $(STAMP) ## Regenerate the README's contract section from the models
-	$(BIN)/python -m contracts.docs README.md
+	$(BIN)/python -m etl.contract_docs README.md
 
 test: $(STAMP) ## Run every test
 	$(BIN)/python -m pytest

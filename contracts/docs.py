@@ -119,13 +119,14 @@ README_START = "<!-- contract:start -->\n"
 README_END = "<!-- contract:end -->"
 
 
-def update_readme(path: str) -> bool:
-    """Put the generated contract between the README's contract markers; True when it changed."""
+def update_readme(path: str, markdown: str | None = None) -> bool:
+    """Put the generated contract (`markdown`, by default the tables') between the README's contract
+    markers; True when it changed."""
     with open(path, encoding="utf-8") as stream:
         text = stream.read()
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    updated = head + README_START + contract_markdown() + README_END + tail
+    updated = head + README_START + (markdown or contract_markdown()) + README_END + tail
     if updated != text:
         with open(path, "w", encoding="utf-8") as stream:
             stream.write(updated)

@@ -24,6 +24,7 @@ class FileCheck:
     read: int
     valid: int
     rejected: int
+    ignored: int = 0  # provider events its mapping leaves out on purpose
 
 
 @dataclass
@@ -49,7 +50,8 @@ def validate_locations(locations: list[str], limits: Limits | None = None) -> Va
                 report.notes_are_errors = True
                 continue
             rejected = outcome.quarantine.height
-            report.files.append(FileCheck(shown, outcome.read, outcome.read - rejected, rejected))
+            valid = outcome.read - rejected - outcome.ignored_total
+            report.files.append(FileCheck(shown, outcome.read, valid, rejected, outcome.ignored_total))
             for row in outcome.quarantine.select("position", "reason", "detail").iter_rows():
                 report.problems.append(f"{shown} {row[0]}: {row[1]}: {row[2]}")
     return report

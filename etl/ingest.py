@@ -6,6 +6,7 @@ by the contract into valid events and quarantine rows.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -18,13 +19,15 @@ from etl.judge import REJECTION_SCHEMA, split_valid
 from etl.landing import LandingFile
 from etl.normalise import normalise_events
 from etl.overlap import prefetched
-from etl.reading import ROW_COLUMNS, Limits, RecordBatch, Rejection, read_batches
+from etl.reading import ROW_COLUMNS, Ignored, Limits, RecordBatch, Rejection, read_batches
+from etl.reading.pseudonymise import pseudonymise_users
 from etl.storage import Store
 
 # What judged rows carry as `source_sha256` while their file is still being hashed (the contract's
 # form of a hash; the real one replaces it once the whole file was read).
 UNKNOWN_SHA256 = "0" * 64
-_ROW_SCHEMA = {name: (pl.Float64 if name == "timestamp_number" else pl.String) for name in ROW_COLUMNS}
+_ROW_TYPES = {"timestamp_number": pl.Float64, "machine_open": pl.Boolean, "suspected_bot": pl.Boolean}
+_ROW_SCHEMA = {name: _ROW_TYPES.get(name, pl.String) for name in ROW_COLUMNS}
 _UNREADABLE = ("unreadable_file", "invalid_json", "invalid_utf8", "record_too_large", "too_deeply_nested")
 
 
@@ -43,10 +46,16 @@ class FileOutcome:
     # no rows when they were streamed to a sink.
     events: pl.DataFrame
     quarantine: pl.DataFrame  # QuarantineRecord columns
-    read: int
+    read: int  # events read (SPEC §4): loaded + quarantined + duplicates + ignored
     dates: list[date] = field(default_factory=list)  # the event dates of its valid events, sorted
     rejected: str = ""  # why the whole file was rejected, when nothing in it could be read
     notes: list[str] = field(default_factory=list)
+    # Events a provider's mapping leaves out on purpose: provider -> provider event name -> count.
+    ignored: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def ignored_total(self) -> int:
+        return sum(sum(events.values()) for events in self.ignored.values())
 
 
 def ingest_file(
@@ -75,13 +84,17 @@ def ingest_file(
     dates: set[date] = set()
     rejected: list[pl.DataFrame] = []
     read = 0
+    ignored: Counter[Ignored] = Counter()
     parsed_any = False
+    limits = limits or Limits()
     try:
-        chunks = storage.iter_bytes(landing, file.name, on_read=on_read, content=content)
-        for batch in prefetched(read_batches(file.name, chunks, limits or Limits())):
-            read += batch.count
+        # Read as listed: an object replaced meanwhile fails the read (ObjectChanged), never mixes versions.
+        chunks = storage.iter_bytes(landing, file.name, on_read=on_read, content=content, expect_etag=file.etag)
+        for batch in prefetched(read_batches(file.name, chunks, limits)):
+            read += batch.read
+            ignored.update(batch.ignored)
             parsed_any = parsed_any or batch.parsed
-            valid, bad = _judge(batch, lineage)
+            valid, bad = _judge(batch, lineage, limits.sources.pseudonymise_key)
             dates.update(valid["event_date"].unique().to_list())
             if sink is None:
                 events.append(valid)
@@ -103,6 +116,7 @@ def ingest_file(
         quarantine=_quarantine_frame(pl.concat(rejected) if rejected else None, lineage),
         read=read,
         dates=sorted(dates),
+        ignored=_by_provider(ignored),
     )
     if read and not parsed_any and not dates:
         reasons = set(outcome.quarantine["reason"].to_list())
@@ -113,7 +127,16 @@ def ingest_file(
     return outcome
 
 
-def _judge(batch: RecordBatch, lineage: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _by_provider(ignored: Counter[Ignored]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (provider, event), count in sorted(ignored.items()):
+        out.setdefault(provider, {})[event] = count
+    return out
+
+
+def _judge(
+    batch: RecordBatch, lineage: dict[str, object], pseudonymise_key: bytes | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     if batch.frame is not None:
         rows = batch.frame.with_columns(
             (pl.int_range(pl.len(), dtype=pl.Int64) + batch.first_ordinal).alias("_ordinal")
@@ -125,7 +148,7 @@ def _judge(batch: RecordBatch, lineage: dict[str, object]) -> tuple[pl.DataFrame
         )
     else:
         return empty_events(), _rejections_frame(batch)
-    frame = rows.with_columns(
+    frame = pseudonymise_users(rows, pseudonymise_key).with_columns(
         pl.lit(lineage["source_file"], dtype=pl.String).alias("source_file"),
         pl.lit(lineage["source_sha256"], dtype=pl.String).alias("source_sha256"),
         pl.lit(lineage["ingested_at"], dtype=pl.Datetime("us", "UTC")).alias("ingested_at"),

@@ -14,7 +14,7 @@ FileStatus = Literal["new", "reprocessed", "rejected", "copy"]
 
 @dataclass
 class FileEntry:
-    """One landing file the run read: read = loaded + quarantined + duplicates."""
+    """One landing file the run read: read = loaded + quarantined + duplicates + ignored."""
 
     name: str
     sha256: str
@@ -27,6 +27,8 @@ class FileEntry:
     rejected_reason: str | None = None
     notes: list[str] = field(default_factory=list)
     copy_of: str | None = None  # a copy: the file of this run with the same bytes (read once, there)
+    ignored: int = 0  # provider events its mapping leaves out on purpose (SPEC §4)
+    ignored_events: dict[str, dict[str, int]] = field(default_factory=dict)  # provider -> event name -> count
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Totals:
     loaded: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    ignored: int = 0
     files_new: int = 0
     files_reprocessed: int = 0
     files_skipped: int = 0
@@ -48,6 +51,7 @@ class Totals:
             loaded=sum(f.loaded for f in files),
             quarantined=sum(f.quarantined for f in files),
             duplicates=sum(f.duplicates for f in files),
+            ignored=sum(f.ignored for f in files),
             files_new=new,
             files_reprocessed=reprocessed,
             files_skipped=skipped,
@@ -73,12 +77,22 @@ class Manifest:
     outcome: str = ""
     finished_at: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    ignored_by_provider: dict[str, dict[str, int]] = field(default_factory=dict)  # provider -> event -> count
     send_dates_written: list[str] = field(default_factory=list)  # messages and daily funnel partitions
     send_dates_deleted: list[str] = field(default_factory=list)
 
     def document(self) -> dict[str, Any]:
         """The manifest as written to `_runs/<run_id>.json`."""
         return asdict(self)
+
+
+def ignored_counts(per_file: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """Ignored provider events over all files: provider -> provider event name -> count."""
+    total: dict[str, Counter[str]] = {}
+    for ignored in per_file:
+        for provider, events in ignored.items():
+            total.setdefault(provider, Counter()).update(events)
+    return {provider: dict(sorted(events.items())) for provider, events in sorted(total.items())}
 
 
 def reason_counts(per_file: list[dict[str, int]]) -> dict[str, int]:

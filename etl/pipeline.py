@@ -29,7 +29,7 @@ from etl.executors import Executor, InProcess, Resources, check_executor, make_e
 from etl.ingest import Provenance
 from etl.landing import KnownHashes, LandingFile, discover
 from etl.lifetime import DateFiles, LifetimeCount, lifetime_after_run
-from etl.manifest import FileEntry, Manifest, Totals, reason_counts, verdict
+from etl.manifest import FileEntry, Manifest, Totals, ignored_counts, reason_counts, verdict
 from etl.plan import Plan, Window, dates_to_rebuild, make_plan, note_other_files
 from etl.quarantine import stage_quarantine
 from etl.sends import rebuild_send_dates
@@ -503,6 +503,8 @@ def _manifest(
                 duplicates=duplicates,
                 rejected_reason=result.rejected or None,
                 notes=result.notes,
+                ignored=sum(sum(events.values()) for events in result.ignored.values()),
+                ignored_events=result.ignored,
             )
         )
     for copy, original in plan.copies:
@@ -519,6 +521,7 @@ def _manifest(
         dates_written=written,
         dates_deleted=deleted,
         quarantine_reasons=reason_counts([result.reasons for result in staged]),
+        ignored_by_provider=ignored_counts([result.ignored for result in staged]),
         notes=[f"{result.file.name}: {note}" for result in staged for note in result.notes],
     )
 
@@ -532,18 +535,18 @@ def _log_done(manifest: Manifest, exit_code: int) -> None:
         log.warning("run %s %s (exit %d)", manifest.run_id, manifest.outcome, exit_code)
     for file in manifest.files:
         numbers = {"read": file.read, "loaded": file.loaded, "quarantined": file.quarantined}
-        numbers["duplicates"] = file.duplicates
+        numbers |= {"duplicates": file.duplicates, "ignored": file.ignored}
         log.info(
-            "%s: read %s, loaded %s, quarantined %s, duplicates %s",
+            "%s: read %s, loaded %s, quarantined %s, duplicates %s, ignored %s",
             file.name,
             *(f"{value:,}" for value in numbers.values()),
             extra={"run_id": manifest.run_id, "file": file.name, **numbers},
         )
     totals = manifest.totals
     counts = {"read": totals.read, "loaded": totals.loaded, "quarantined": totals.quarantined}
-    counts["duplicates"] = totals.duplicates
+    counts |= {"duplicates": totals.duplicates, "ignored": totals.ignored}
     log.info(
-        "run %s %s: read %s, loaded %s, quarantined %s, duplicates %s; %d dates rebuilt",
+        "run %s %s: read %s, loaded %s, quarantined %s, duplicates %s, ignored %s; %d dates rebuilt",
         manifest.run_id,
         manifest.outcome,
         *(f"{value:,}" for value in counts.values()),

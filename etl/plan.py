@@ -99,7 +99,7 @@ def dates_to_rebuild(
     return sorted(date.fromisoformat(d) for d in days)
 
 
-FEED_FILES = "*.json, *.ndjson or *.jsonl, each optionally .gz"
+FEED_FILES = "*.json, *.ndjson or *.jsonl (each optionally .gz), or *.avro"
 
 
 def note_other_files(plan: Plan, other: list[str], said_before: set[str]) -> None:

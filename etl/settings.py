@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.reading.types import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits
+from etl.reading.types import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits, Sources
 
 DEFAULT_LANDING = "data/landing"
 DEFAULT_WAREHOUSE = "data/warehouse"
@@ -46,6 +46,7 @@ class Settings:
     # Worker processes of the local executor; 1: in this process. (The command line's default is the
     # machine's cores; a library caller asks for workers.) With Ray: the CPUs of a Ray started for the run.
     workers: int | None = 1
+    sources: Sources = field(default_factory=Sources)  # the --sources file and ETL_PSEUDONYMISE_KEY
 
     def __post_init__(self) -> None:
         for name in ("landing", "warehouse"):  # a Path is accepted, and kept as its text
@@ -55,4 +56,4 @@ class Settings:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.max_record_bytes, self.max_depth)
+        return Limits(self.max_record_bytes, self.max_depth, sources=self.sources)

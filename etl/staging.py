@@ -48,6 +48,7 @@ class StagedFile:
     quarantine_key: str | None  # its quarantine rows, in the journal (None: there are none)
     rejected: str = ""  # why the whole file was rejected, when nothing in it could be read
     notes: list[str] = field(default_factory=list)
+    ignored: dict[str, dict[str, int]] = field(default_factory=dict)  # provider -> its event name -> count
 
 
 def quarantine_rows_key(run_id: str, sha256: str) -> str:
@@ -94,6 +95,7 @@ def stage_file(
         quarantine_key=quarantine_key,
         rejected=outcome.rejected,
         notes=outcome.notes,
+        ignored=outcome.ignored,
     )
 
 

@@ -55,9 +55,10 @@ def table(warehouse: Path, name: str) -> pl.DataFrame:
 
 
 def assert_accounted(manifest: dict[str, Any]) -> None:
-    """read = loaded + quarantined + duplicates, per file and in total."""
+    """read = loaded + quarantined + duplicates + ignored, per file and in total."""
     for entry in [*manifest["files"], manifest["totals"]]:
-        assert entry["read"] == entry["loaded"] + entry["quarantined"] + entry["duplicates"], entry
+        counted = entry["loaded"] + entry["quarantined"] + entry["duplicates"] + entry["ignored"]
+        assert entry["read"] == counted, entry
 
 
 def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:

@@ -28,8 +28,8 @@ import polars as pl
 import pytest
 
 import etl.cli
-from contracts.docs import contract_markdown
 from etl import __version__
+from etl.contract_docs import full_contract_markdown
 from tests.support.cli import ROOT, etl_process, invoke, process_state
 from tests.support.feeds import day_file_records, ndjson, record, write
 
@@ -157,9 +157,18 @@ def test_report_is_written(landing: Path, tmp_path: Path) -> None:
 
 def test_contract_command_and_readme_agree() -> None:
     markdown = invoke("contract").stdout
-    assert markdown == contract_markdown()
+    assert markdown == full_contract_markdown()
+    assert "| SendGrid Event Webhook" in markdown and "processed→Sent" in markdown  # the providers' mapping
     document = json.loads(invoke("contract", "--format", "json").stdout)
-    assert set(document) == {"tables", "event_names", "timestamp_forms", "reason_codes"}
+    assert set(document) == {"tables", "event_names", "timestamp_forms", "reason_codes", "providers"}
+    assert {p["provider"] for p in document["providers"]} == {
+        "sendgrid",
+        "mailgun",
+        "postmark",
+        "ses",
+        "segment",
+        "braze",
+    }
     readme = (ROOT / "README.md").read_text()
     start, end = "<!-- contract:start -->\n", "<!-- contract:end -->"
     assert start in readme, "README.md must hold the generated contract between the contract markers"

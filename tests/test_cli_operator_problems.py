@@ -166,7 +166,10 @@ def test_what_was_found_is_said(tmp_path: Path) -> None:
     write(landing, "a.json", day_file_records(1, range(2)))
     write(landing, "feed.csv", "id,event\n")
     first = run(landing, wh)
-    assert "note: feed.csv: skipped, not a feed file (*.json, *.ndjson or *.jsonl, each optionally .gz)" in first.stdout
+    assert (
+        "note: feed.csv: skipped, not a feed file (*.json, *.ndjson or *.jsonl (each optionally .gz), or *.avro)"
+        in first.stdout
+    )
     again = run(landing, wh)
     assert again.stdout.startswith("Nothing new in the landing zone (1 feed files, all ingested before)")
     assert "feed.csv" not in again.stdout  # said once

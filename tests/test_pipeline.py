@@ -41,7 +41,7 @@ def test_run_writes_every_table_and_accounts_for_every_record(tmp_path: Path) ->
     assert result.exit_code == 0
     assert_accounted(result.document)
     assert result.document["totals"] == {
-        "read": 12, "loaded": 10, "quarantined": 2, "duplicates": 0,
+        "read": 12, "loaded": 10, "quarantined": 2, "duplicates": 0, "ignored": 0,
         "files_new": 2, "files_reprocessed": 0, "files_skipped": 0, "files_rejected": 0, "files_copies": 0,
     }  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "wh" / "events").iterdir()) == [

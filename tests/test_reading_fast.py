@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +59,33 @@ lines = st.lists(st.one_of(clean.map(json.dumps), clean.map(json.dumps), odd_lin
 
 
 def outcome_rows(
-    tmp_path: Path, content: str, vectorised: bool = True, name: str = "f.ndjson", tuning: Tuning = Tuning()
+    tmp_path: Path,
+    content: str,
+    vectorised: bool = True,
+    name: str = "f.ndjson",
+    tuning: Tuning = Tuning(),
+    limits: Limits | None = None,
 ) -> tuple[Any, ...]:
     """What reading gives, before judging: the record count, every row with its ordinal and raw text,
     every rejection, and whether any record parsed. Judging is one function of exactly these, the
     same for both paths, so equal reading means equal events and quarantine (checked once below)."""
-    limits = Limits(vectorised=vectorised, tuning=tuning)
+    limits = limits or Limits(vectorised=vectorised, tuning=tuning)
     count, rows, rejections, parsed = 0, [], [], False
+    ignored: Counter[tuple[str, str]] = Counter()
+    raw_at = ROW_COLUMNS.index("raw")
     for batch in read_batches(name, iter([content.encode("utf-8")]), limits):
         count += batch.count
         parsed = parsed or batch.parsed
+        ignored.update(batch.ignored)
         if batch.frame is not None:
             raw_of = batch.raw_of
             assert raw_of is not None
             for k, row in enumerate(batch.frame.select(ROW_COLUMNS).rows()):
-                rows.append((batch.first_ordinal + k, *row[:-1], raw_of(k)))
+                rows.append((batch.first_ordinal + k, *row[:raw_at], raw_of(k), *row[raw_at + 1 :]))
         else:
             rows += [(ordinal, *row) for ordinal, row in zip(batch.ordinals, batch.rows, strict=True)]
         rejections += [(r.ordinal, r.position, r.raw, r.reason, r.detail) for r in batch.rejections]
-    return count, parsed, rows, rejections
+    return count, parsed, rows, rejections, dict(ignored)
 
 
 def judged_rows(tmp_path: Path, content: str, vectorised: bool = True) -> tuple[Any, ...]:
@@ -267,7 +276,7 @@ def test_clean_payloads_are_read_vectorised() -> None:
     block = (json.dumps(payload) + "\n" + json.dumps({"id": "u2", "event": "Message Sent"}) + "\n").encode()
     read = read_block(block, 3, 1 << 20)
     assert read is not None
-    rows, sources = read
+    rows, sources, _ = read
     assert rows["source_position"].to_list() == ["line 3 event 0", "line 3 event 1", "line 4"]
     assert sources.tolist() == [0, 0, 1]
     assert rows["campaign_id"].to_list() == ["C", None, None]

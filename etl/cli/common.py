@@ -62,6 +62,15 @@ MaxDepth = Annotated[
     typer.Option("--max-depth", min=1, help="Quarantine records nested deeper than this (too_deeply_nested)."),
 ]
 
+SourcesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sources",
+        envvar="ETL_SOURCES",
+        metavar="FILE",
+        help="TOML file: which provider's exports are where, their options, pseudonymisation (see the README).",
+    ),
+]
 ExecutorOption = Annotated[
     str,
     typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from contracts.docs import contract_json, contract_markdown
+from etl.contract_docs import full_contract_json, full_contract_markdown
 
 
 class ContractFormat(StrEnum):
@@ -18,8 +18,9 @@ class ContractFormat(StrEnum):
 def contract(
     format: Annotated[ContractFormat, typer.Option("--format", help="markdown or json.")] = ContractFormat.markdown,
 ) -> None:
-    """Print the event contract: tables, columns, rules, event names, timestamp forms, reason codes.
+    """Print the event contract: tables, columns, rules, event names, timestamp forms, reason codes,
+    and how other providers' events are mapped.
 
     Example: etl contract --format json > contract.json
     """
-    typer.echo(contract_json() if format is ContractFormat.json else contract_markdown(), nl=False)
+    typer.echo(full_contract_json() if format is ContractFormat.json else full_contract_markdown(), nl=False)

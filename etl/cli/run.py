@@ -15,6 +15,7 @@ from etl.cli.common import (
     LandingOption,
     MaxDepth,
     MaxRecordBytes,
+    SourcesOption,
     WarehouseOption,
     WorkersOption,
     date_option,
@@ -27,6 +28,7 @@ from etl.cli.progress import progress_bars
 from etl.plan import FEED_FILES
 from etl.reading import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES
 from etl.settings import DEFAULT_LANDING, DEFAULT_WAREHOUSE, Settings
+from etl.sources import load_sources
 
 log = logging.getLogger("etl")
 
@@ -58,6 +60,7 @@ def run(
     min_file_age: MinFileAge = 0.0,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    sources: SourcesOption = None,
     executor: ExecutorOption = "local",
     workers: WorkersOption = None,
     quiet: Quiet = False,
@@ -78,6 +81,7 @@ def run(
         max_depth=max_depth,
         executor=executor,
         workers=workers,
+        sources=load_sources(sources),
     )
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.run(settings, progress=hooks)
@@ -96,6 +100,7 @@ def reprocess(
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    sources: SourcesOption = None,
     executor: ExecutorOption = "local",
     workers: WorkersOption = None,
     quiet: Quiet = False,
@@ -111,7 +116,13 @@ def reprocess(
     if first > last:
         raise typer.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
     settings = Settings(
-        landing, warehouse, max_record_bytes=max_record_bytes, max_depth=max_depth, executor=executor, workers=workers
+        landing,
+        warehouse,
+        max_record_bytes=max_record_bytes,
+        max_depth=max_depth,
+        executor=executor,
+        workers=workers,
+        sources=load_sources(sources),
     )
     with progress_bars(err, _bars_wanted(quiet, log_format)) as hooks:
         result = pipeline.reprocess(settings, first, last, progress=hooks)
@@ -153,7 +164,9 @@ def render_summary(result: pipeline.RunResult, nothing: str) -> None:
             say(f"  note: {note}")
         return
     totals = manifest.totals
-    counted = ("read", "loaded", "quarantined", "duplicates")
+    counted: tuple[str, ...] = ("read", "loaded", "quarantined", "duplicates")
+    if totals.ignored:  # (only provider files have events their mapping leaves out)
+        counted += ("ignored",)
     table = Table(title=f"Run {result.run_id} ({manifest.mode})", title_justify="left")
     for column in ("file", "status", *counted):
         table.add_column(column, justify="left" if column in ("file", "status") else "right", overflow="fold")
@@ -175,6 +188,12 @@ def render_summary(result: pipeline.RunResult, nothing: str) -> None:
         say(f"event dates rebuilt: {len(dates)} ({dates[0]} … {dates[-1]})")
     if manifest.dates_deleted:
         say(f"event dates now empty and removed: {', '.join(manifest.dates_deleted)}")
+    if manifest.ignored_by_provider:
+        shown = "; ".join(
+            f"{provider} " + ", ".join(f"{event} {count:,}" for event, count in events.items())
+            for provider, events in manifest.ignored_by_provider.items()
+        )
+        say(f"ignored provider events (their mapping leaves them out): {shown}")
     if manifest.quarantine_reasons:
         reasons = list(manifest.quarantine_reasons.items())
         top = ", ".join(f"{code} {count:,}" for code, count in reasons[:5])

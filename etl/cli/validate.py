@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from etl.cli.common import MaxDepth, MaxRecordBytes, friendly_errors, out
+from etl.cli.common import MaxDepth, MaxRecordBytes, SourcesOption, friendly_errors, out
 from etl.contract_check import validate_locations
 from etl.errors import EXIT_OK, EXIT_REJECTED
 from etl.plan import FEED_FILES
 from etl.reading import DEFAULT_MAX_DEPTH, DEFAULT_MAX_RECORD_BYTES, Limits
+from etl.sources import load_sources
 
 
 @friendly_errors
@@ -25,17 +26,20 @@ def validate(
     show: Annotated[int, typer.Option("--show", min=0, help="How many rejected records to list.")] = 20,
     max_record_bytes: MaxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
     max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    sources: SourcesOption = None,
 ) -> None:
     """Check feed files against the contract; exit 3 when any record or file breaks it.
 
     Example: etl validate data/landing
     """
-    report = validate_locations(paths, Limits(max_record_bytes, max_depth))
+    report = validate_locations(paths, Limits(max_record_bytes, max_depth, sources=load_sources(sources)))
+    ignored = any(file.ignored for file in report.files)
     table = Table(title="Contract check", title_justify="left")
-    for column in ("file", "read", "valid", "rejected"):
+    for column in ("file", "read", "valid", "rejected", *(["ignored"] if ignored else [])):
         table.add_column(column, justify="left" if column == "file" else "right")
     for file in report.files:
-        table.add_row(file.name, f"{file.read:,}", f"{file.valid:,}", f"{file.rejected:,}")
+        cells = [f"{file.read:,}", f"{file.valid:,}", f"{file.rejected:,}", *([f"{file.ignored:,}"] if ignored else [])]
+        table.add_row(file.name, *cells)
     out.print(table)
     for problem in report.problems[:show]:
         out.print(f"  {problem}", markup=False)

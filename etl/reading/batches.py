@@ -9,54 +9,90 @@ are joined into one batch, so that judging them costs one call per `judge_rows` 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from functools import partial
 
 import numpy as np
 import polars as pl
 
+from etl.reading.avro import avro_batches
 from etl.reading.fast import array_block, ndjson_block
 from etl.reading.mapping import expand_unit
+from etl.reading.providers.vectorised import sniff
 from etl.reading.split import Lines, iter_document_units, line_blocks, line_units
-from etl.reading.types import Block, Limits, RecordBatch, Unit, is_line_delimited
+from etl.reading.types import Block, Limits, ReadContext, RecordBatch, Unit, is_avro, is_line_delimited
 
 
 def read_batches(name: str, chunks: Iterator[bytes], limits: Limits) -> Iterator[RecordBatch]:
     """Every record of the file named `name`, whose decompressed bytes arrive as `chunks`, as batches
-    of rows and rejections numbered in file order (ordinals from 0, one per row or rejection)."""
+    of rows and rejections numbered in file order (ordinals from 0, one per row or rejection), with
+    the events a provider's mapping ignores counted."""
     tuning = limits.tuning
+    context = limits.sources.context(name)
+    if is_avro(name):
+        return avro_batches(chunks, context, tuning.batch_rows)
     if is_line_delimited(name):
-        return _joined(_line_batches(chunks, limits), tuning.judge_rows)
+        return _joined(_line_batches(chunks, limits, context), tuning.judge_rows)
     read_window = (
-        partial(array_block, max_record_bytes=limits.max_record_bytes, tuning=tuning) if limits.use_vectorised else None
+        partial(array_block, max_record_bytes=limits.max_record_bytes, tuning=tuning, context=context)
+        if limits.use_vectorised
+        else None
     )
     units = iter_document_units(chunks, limits, read_window)
-    return _joined(_batches(units, 0, tuning.batch_rows), tuning.judge_rows)
+    return _joined(_batches(units, 0, tuning.batch_rows, context), tuning.judge_rows)
 
 
-def _line_batches(chunks: Iterator[bytes], limits: Limits) -> Iterator[RecordBatch]:
+def _line_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) -> Iterator[RecordBatch]:
     """NDJSON in blocks of whole lines: each block read at once when it is clean, else record by record."""
     ordinal = 0
-    for lines in line_blocks(chunks, limits.max_record_bytes):
-        for batch in _lines_batches(lines, ordinal, limits):
+    blocks = line_blocks(chunks, limits.max_record_bytes)
+    if limits.use_vectorised:
+        blocks = _gathered(blocks, context, limits.tuning.provider_block_bytes)
+    for lines in blocks:
+        for batch in _lines_batches(lines, ordinal, limits, context):
             ordinal += batch.count
             yield batch
 
 
-def _lines_batches(lines: Lines, first_ordinal: int, limits: Limits) -> Iterator[RecordBatch]:
+def _gathered(blocks: Iterator[Lines], context: ReadContext, limit: int) -> Iterator[Lines]:
+    """Consecutive blocks of a provider's NDJSON joined up to `limit` bytes (its records are large:
+    a block of few of them costs as much to read at once as a block of many)."""
+    held: list[Lines] = []
+    for lines in blocks:
+        if lines.plain and (held or sniff(lines.data[: lines.data.find(b"\n")], context)):
+            held.append(lines)
+            if sum(len(block.data) for block in held) < limit:
+                continue
+        if held:
+            yield Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
+            if held[-1] is lines:
+                held = []
+                continue
+            held = []
+        yield lines
+    if held:
+        yield Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
+
+
+def _lines_batches(lines: Lines, first_ordinal: int, limits: Limits, context: ReadContext) -> Iterator[RecordBatch]:
     if lines.plain and limits.use_vectorised:
-        fast = ndjson_block(lines.data, lines.first, limits.max_record_bytes, lines.count)
+        fast = ndjson_block(lines.data, lines.first, limits.max_record_bytes, lines.count, context)
         if fast is not None:
             yield _vectorised_batch(fast, first_ordinal)
             return
-    yield from _batches(line_units(lines, limits), first_ordinal, limits.tuning.batch_rows)
+    yield from _batches(line_units(lines, limits), first_ordinal, limits.tuning.batch_rows, context)
 
 
 def _vectorised_batch(block: Block, first_ordinal: int) -> RecordBatch:
-    return RecordBatch(first_ordinal, count=block.rows.height, parsed=True, frame=block.rows, raw_of=block.raw)
+    return RecordBatch(
+        first_ordinal, count=block.rows.height, parsed=True, frame=block.rows, raw_of=block.raw, ignored=block.ignored
+    )
 
 
-def _batches(units: Iterator[Unit | Block], first_ordinal: int, batch_rows: int) -> Iterator[RecordBatch]:
+def _batches(
+    units: Iterator[Unit | Block], first_ordinal: int, batch_rows: int, context: ReadContext
+) -> Iterator[RecordBatch]:
     batch = RecordBatch(first_ordinal)
     for unit in units:
         if isinstance(unit, Block):  # records read at once: a batch of their own
@@ -66,12 +102,12 @@ def _batches(units: Iterator[Unit | Block], first_ordinal: int, batch_rows: int)
             yield _vectorised_batch(unit, batch.first_ordinal)
             batch = RecordBatch(batch.first_ordinal + unit.rows.height)
             continue
-        batch.add(expand_unit(unit))
+        batch.add(expand_unit(unit, context))
         batch.parsed = batch.parsed or unit.error is None
         if batch.count >= batch_rows:
             yield batch
             batch = RecordBatch(batch.first_ordinal + batch.count)
-    if batch.count:
+    if batch.count or batch.ignored:
         yield batch
 
 
@@ -102,4 +138,7 @@ def _join(run: list[RecordBatch]) -> RecordBatch:
         return raw(row - int(starts[part]))
 
     frame = pl.concat([b.frame for b in run if b.frame is not None])
-    return RecordBatch(run[0].first_ordinal, count=frame.height, parsed=True, frame=frame, raw_of=raw_of)
+    ignored = sum((b.ignored for b in run), Counter())
+    return RecordBatch(
+        run[0].first_ordinal, count=frame.height, parsed=True, frame=frame, raw_of=raw_of, ignored=ignored
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -26,8 +27,9 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from etl.reading.mapping import PROPERTY_COLUMNS, TRIM, USER_KEYS
+from etl.reading.providers.vectorised import PINNED_TEXT, READERS, may_hold_null_text, sniff
 from etl.reading.scan import object_bounds
-from etl.reading.types import ROW_COLUMNS, Block, Tuning
+from etl.reading.types import ACTIVATEPRO, ROW_COLUMNS, Block, Ignored, ReadContext, Tuning
 
 _KEYS = (*USER_KEYS, "event", "timestamp", *PROPERTY_COLUMNS)
 # Arrow reads `{...} {...}` on one line as two records; with a blank line elsewhere the count would
@@ -42,15 +44,17 @@ _ELEMENTS = pj.ParseOptions(
     explicit_schema=pa.schema([("elements", pa.list_(pa.struct(_RECORD)))]), unexpected_field_behavior="error"
 )
 _FLAT_ONLY = ("event", "timestamp", *PROPERTY_COLUMNS)  # fields a payload must not carry at its top
+_NO_CONTEXT = ReadContext()
 
 
 def read_block(
-    block: bytes, first_line: int, max_record_bytes: int, lines: int | None = None
-) -> tuple[pl.DataFrame, np.ndarray] | None:
-    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete NDJSON lines, and for each row
-    the line (from 0) it came from; None to go slowly. An API payload line gives one row per event.
-    Line k of the block gets the source position `line {first_line + k}`. `lines`: the block's
-    `line_count`, when the caller has it (counting is a pass over the block).
+    block: bytes, first_line: int, max_record_bytes: int, lines: int | None = None, context: ReadContext = _NO_CONTEXT
+) -> tuple[pl.DataFrame, np.ndarray, Counter[Ignored]] | None:
+    """The rows (ROW_COLUMNS, `raw` left empty) of a block of complete NDJSON lines, for each row the
+    line (from 0) it came from, and the events a provider's mapping ignores; None to go slowly. An API
+    payload line gives one row per event, an SES record one per recipient. Line k of the block gets the
+    source position `line {first_line + k}`. `lines`: the block's `line_count`, when the caller has it
+    (counting is a pass over the block). The first line says whose records these are (`sniff`).
     """
     if not block or block.startswith(codecs.BOM_UTF8):
         return None  # a BOM is the slow path's to strip
@@ -60,17 +64,42 @@ def read_block(
         return None  # Arrow passes invalid UTF-8 through into the strings
     if len(block) > max_record_bytes and _longest_line(block) > max_record_bytes:
         return None
+    provider = sniff(block[: block.find(b"\n")], context)
+    if provider is None or (provider and may_hold_null_text(block)):
+        return None
     try:
-        table = pj.read_json(io.BytesIO(block), parse_options=_PARSE)
+        table = pj.read_json(io.BytesIO(block), parse_options=_parse_options(provider, elements=False))
     except (pa.ArrowException, ValueError):  # refused: some record needs a closer look
         return None
     if table.num_rows != (line_count(block) if lines is None else lines):
         return None  # Arrow skipped a blank line: line numbers would shift
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    if frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
+    frame = _from_arrow(table)
+    if frame is None:
+        return None
+    if frame.width and frame.select(pl.all_horizontal(pl.all().is_null()).any()).item():
         return None  # a `null` line reads as an empty record (so does `{}`, which the slow path takes alike)
-    return _rows(frame, first_line, "line {}")
+    return _read(provider, frame, first_line, "line {}", context)
+
+
+def _read(
+    provider: str, frame: pl.DataFrame, first: int, position: str, context: ReadContext
+) -> tuple[pl.DataFrame, np.ndarray, Counter[Ignored]] | None:
+    if provider:
+        return READERS[provider](frame, first, position, context)
+    read = _rows(frame, first, position)
+    return None if read is None else (*read, Counter())
+
+
+@cache
+def _parse_options(provider: str, elements: bool) -> pj.ParseOptions:
+    """The platform's shapes are read with their exact schema; a provider's with its types inferred
+    (but the fields its reader needs as text pinned, so that Arrow does not take them for dates)."""
+    if not provider:
+        return _ELEMENTS if elements else _PARSE
+    pinned = PINNED_TEXT.get(provider, [])
+    fields = pa.struct(pinned)
+    schema = pa.schema([("elements", pa.list_(fields))]) if elements else pa.schema(pinned)
+    return pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
 
 
 def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame, np.ndarray] | None:
@@ -81,6 +110,8 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
     payload = pl.col("events").is_not_null()
     payloads = frame["events"].null_count() < frame.height
     awkward = conflict.fill_null(False)  # the slow path words the conflict
+    # A `track` call is Segment's (its adapter reads it), though its keys are all this feed's too.
+    awkward = awkward | (pl.col("type") == "track").fill_null(False)
     if payloads:
         flat_fields = pl.any_horizontal(pl.col(key).is_not_null() for key in _FLAT_ONLY)
         awkward = (
@@ -133,6 +164,9 @@ def _rows(frame: pl.DataFrame, first: int, position: str) -> tuple[pl.DataFrame,
         none.alias("user_id_conflict"),
         where.alias("source_position"),
         pl.lit("").alias("raw"),
+        pl.lit(None, dtype=pl.Boolean).alias("machine_open"),
+        pl.lit(None, dtype=pl.Boolean).alias("suspected_bot"),
+        pl.lit(ACTIVATEPRO).alias("source_format"),
     )
     refused, collected = pl.collect_all([awkward_any, rows.select(*ROW_COLUMNS, "_record")])
     if refused.item():
@@ -145,12 +179,14 @@ def line_count(block: bytes) -> int:
     return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
 
 
-def ndjson_block(block: bytes, first_line: int, max_record_bytes: int, lines: int | None = None) -> Block | None:
+def ndjson_block(
+    block: bytes, first_line: int, max_record_bytes: int, lines: int | None = None, context: ReadContext = _NO_CONTEXT
+) -> Block | None:
     lines = line_count(block) if lines is None else lines
-    read = read_block(block, first_line, max_record_bytes, lines)
+    read = read_block(block, first_line, max_record_bytes, lines, context)
     if read is None:
         return None
-    rows, sources = read
+    rows, sources, ignored = read
     texts: list[bytes] = []
 
     def record_text(index: int) -> str:  # as the record-by-record path keeps it: the stripped line
@@ -158,14 +194,21 @@ def ndjson_block(block: bytes, first_line: int, max_record_bytes: int, lines: in
             texts.extend(block.split(b"\n"))
         return texts[index].strip(b" \t\r\n").decode("utf-8")
 
-    return Block(rows, sources, lines, record_text)
+    return Block(rows, sources, lines, record_text, ignored)
 
 
 def array_block(
-    text: str, start: int, first_index: int, prefix: str, max_record_bytes: int, tuning: Tuning = Tuning()
+    text: str,
+    start: int,
+    first_index: int,
+    prefix: str,
+    max_record_bytes: int,
+    tuning: Tuning = Tuning(),
+    context: ReadContext = _NO_CONTEXT,
 ) -> tuple[Block, int] | None:
     """The objects at the start of an array window (text[start] is the `{` of an element) as a
-    Block, and how many characters they took; or None to go record by record."""
+    Block, and how many characters they took; or None to go record by record. The first object says
+    whose records these are (`sniff`)."""
     window = text[start : start + tuning.window_chars]
     try:
         original = window.encode("utf-8")
@@ -178,6 +221,10 @@ def array_block(
     if int((ends - starts).max()) >= max_record_bytes:
         return None
     last = int(ends[-1])
+    provider = sniff(original[int(starts[0]) : int(ends[0])], context)
+    if provider is None or (provider and may_hold_null_text(original[int(starts[0]) : last])):
+        return None
+    options = _parse_options(provider, elements=True)
     # Two halves parsed at once (Arrow releases the GIL); the separator between them checked here.
     half = int(starts.size) // 2 if last > tuning.split_bytes else 0
     if half and original[int(ends[half - 1]) : int(starts[half])].strip(b" \t\r\n") != b",":
@@ -185,22 +232,29 @@ def array_block(
     if half:
         first, second = original[int(starts[0]) : int(ends[half - 1])], original[int(starts[half]) : last]
         halves = [(first, half), (second, int(starts.size) - half)]
-        parsed = list(_parsers().map(lambda piece: _elements(*piece), halves))
+        parsed = list(_parsers().map(lambda piece: _elements(piece[0], piece[1], options), halves))
     else:
-        parsed = [_elements(original[int(starts[0]) : last], int(starts.size))]
+        parsed = [_elements(original[int(starts[0]) : last], int(starts.size), options)]
     if any(frame is None for frame in parsed):
         return None
-    elements = pl.concat([frame for frame in parsed if frame is not None])
-    read = _rows(elements, first_index, prefix + "element {}")
+    frames = [frame for frame in parsed if frame is not None]
+    try:
+        elements = pl.concat(frames, how="diagonal") if len(frames) > 1 else frames[0]
+    except pl.exceptions.PolarsError:  # a provider's halves, their types inferred apart: read as one
+        whole = _elements(original[int(starts[0]) : last], int(starts.size), options)
+        if whole is None:
+            return None
+        elements = whole
+    read = _read(provider, elements, first_index, prefix + "element {}", context)
     if read is None:
         return None
-    rows, sources = read
+    rows, sources, ignored = read
 
     def record_text(index: int) -> str:
         return original[int(starts[index]) : int(ends[index])].decode("utf-8")
 
     consumed = last if window.isascii() else len(original[:last].decode("utf-8"))
-    return Block(rows, sources, int(starts.size), record_text), consumed
+    return Block(rows, sources, int(starts.size), record_text, ignored), consumed
 
 
 @cache
@@ -210,22 +264,36 @@ def _parsers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="etl-parse")
 
 
-def _elements(objects: bytes, expected: int) -> pl.DataFrame | None:
+def _elements(objects: bytes, expected: int, options: pj.ParseOptions = _ELEMENTS) -> pl.DataFrame | None:
     """Comma-separated objects read as `{"elements": [...]}`: one row per object, or None when Arrow
     refuses them or finds other than the `expected` number of objects."""
     document = b'{"elements":[' + objects + b"]}"
     read_options = pj.ReadOptions(block_size=len(document) + 1, use_threads=False)
     try:
-        table = pj.read_json(io.BytesIO(document), parse_options=_ELEMENTS, read_options=read_options)
+        table = pj.read_json(io.BytesIO(document), parse_options=options, read_options=read_options)
     except (pa.ArrowException, ValueError):  # not an array of clean objects (or bad JSON): slow path
         return None
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
+    frame = _from_arrow(table)
+    if frame is None:
+        return None
     listed = frame["elements"]
     holes = listed.list.eval(pl.element().is_null()).list.any()
     if frame.height != 1 or listed.list.len()[0] != expected or holes[0]:
         return None  # something other than objects between them (a `null` reads as a missing object)
+    if not isinstance(listed.dtype, pl.List) or not isinstance(listed.dtype.inner, pl.Struct):
+        return None
     return frame.explode("elements").unnest("elements")
+
+
+def _from_arrow(table: pa.Table) -> pl.DataFrame | None:
+    """The table as a polars frame; None where polars cannot take what Arrow inferred (polars 2.1
+    refuses some lists of nulls that Arrow builds), so that the block goes record by record."""
+    try:
+        frame = pl.from_arrow(table)
+    except pl.exceptions.PolarsError:
+        return None
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _is_utf8(block: bytes) -> bool:

@@ -1,12 +1,10 @@
 """Map one parsed record to event rows: detect its shape, expand API payloads, pick out fields.
 
 `expand_unit` is the whole path of one record; `shape_of` is the one place where a record's format
-is recognised. The formats known today are this feed's own: a flat feed record, or an API payload (an
-object with an `events` list). Another provider's format (SendGrid, Mailgun, SES, ...) plugs in as one
-module beside this one, `etl/reading/<provider>.py`, exporting `matches(record) -> bool` and
-`expand(record, unit) -> Expanded` (rows in ROW_COLUMNS); `shape_of` tries it before the feed's
-shapes. The vectorised path (`fast`) reads only this feed's keys, so such records go record by record
-until that provider has a vectorised reader too.
+is recognised. Other providers' formats (SendGrid, Mailgun, Postmark, SES, Segment, Braze) are
+adapters in `etl.reading.providers`, tried first (or only the provider pinned for the file); what none
+of them recognises is this feed's own: a flat feed record, or an API payload (an object with an
+`events` list). A new provider plugs in as one module there (`TABLE`, `matches`, `expand`).
 
 Type checks happen here because only here are JSON types still visible; the verdict on them is the
 contract's (the `wrong_type` and `user_id_conflict` facts are judged by `EventCandidate`).
@@ -19,7 +17,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from etl.reading.types import ROW_COLUMNS, Expanded, Rejection, Row, Unit
+from etl.reading.providers import provider_expander
+from etl.reading.types import ACTIVATEPRO, ROW_COLUMNS, Expanded, ReadContext, Rejection, Row, Unit
+from etl.reading.values import as_text as _as_text
+from etl.reading.values import json_type as _json_type
+from etl.reading.values import preview as _preview
 
 #: JSON key -> column, for the optional text properties.
 PROPERTY_COLUMNS: dict[str, str] = {
@@ -40,8 +42,9 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 Expander = Callable[[dict[str, Any], Unit], Expanded]
 
 
-def expand_unit(unit: Unit) -> Expanded:
-    """The event rows of one record, or why it has none. Every event counts once."""
+def expand_unit(unit: Unit, context: ReadContext | None = None) -> Expanded:
+    """The event rows of one record, or why it has none. Every event counts once. `context`: the file's
+    name, pinned provider and provider options."""
     if unit.error:
         return _rejected(unit.position, unit, *unit.error)
     if _ESCAPED_SURROGATE.search(unit.raw) and _LONE_SURROGATE.search(json.dumps(unit.value, ensure_ascii=False)):
@@ -50,11 +53,14 @@ def expand_unit(unit: Unit) -> Expanded:
     record = unit.value
     if not isinstance(record, dict):
         return _rejected(unit.position, unit, "not_an_object", f"expected a JSON object, found {_json_type(record)}")
-    return shape_of(record)(record, unit)
+    return shape_of(record, context or ReadContext())(record, unit)
 
 
-def shape_of(record: dict[str, Any]) -> Expander:
+def shape_of(record: dict[str, Any], context: ReadContext | None = None) -> Expander:
     """Shape detection: how a JSON object is mapped to rows (see the module docstring for adding one)."""
+    provider = provider_expander(record, context or ReadContext())
+    if provider is not None:
+        return provider
     if "events" in record:
         return _expand_payload
     return _expand_feed_record
@@ -107,7 +113,7 @@ def _fast_row(fields: dict[str, Any], position: str, raw: str) -> Row | None:
     user = get("id", get("userId", "")).strip(TRIM) or None
     # In ROW_COLUMNS order.
     return (user, get("event"), get("timestamp"), None, get("channel"), get("type"), get("url"),
-            get("campaignId"), get("messageId"), None, None, None, position, raw)  # fmt: skip
+            get("campaignId"), get("messageId"), None, None, None, position, raw, None, None, ACTIVATEPRO)  # fmt: skip
 
 
 def _fast_payload_row(payload: dict[str, Any], event: dict[str, Any], position: str, raw: str) -> Row | None:
@@ -133,7 +139,8 @@ def _row(levels: list[tuple[str, dict[str, Any]]], position: str, raw: str) -> R
             elif key != "properties":
                 _keep_extra(extra, level_name, key, value)
     wrong: list[str] = []
-    row: dict[str, Any] = {"source_position": position, "raw": raw}
+    row: dict[str, Any] = {"source_position": position, "raw": raw, "source_format": ACTIVATEPRO}
+    row["machine_open"] = row["suspected_bot"] = None  # the platform's shapes do not say
     row["user_id"], row["user_id_conflict"] = _user_id(found, wrong)
     row["event"] = _single(found, "event", wrong, extra, _as_name)
     stamp = _single(found, "timestamp", wrong, extra, _as_timestamp)
@@ -194,14 +201,6 @@ def _user_id(found: dict[str, list[tuple[str, Any]]], wrong: list[str]) -> tuple
     return (values[0][1] if values else None), None
 
 
-def _as_text(value: Any) -> tuple[str | None, str]:
-    if value is None or isinstance(value, str):
-        return value, ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value), ""
-    return None, f"must be a string or an integer, found {_json_type(value)} {_preview(value)}"
-
-
 def _as_name(value: Any) -> tuple[str | None, str]:
     if value is None or isinstance(value, str):
         return value, ""
@@ -214,24 +213,3 @@ def _as_timestamp(value: Any) -> tuple[str | int | float | None, str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value, ""
     return None, f"must be a date-time string or an epoch number, found {_json_type(value)} {_preview(value)}"
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number with a fraction"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _preview(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return f"({text[:40]}…)" if len(text) > 40 else f"({text})"

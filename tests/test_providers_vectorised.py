@@ -1,0 +1,226 @@
+"""SendGrid arrays and SES NDJSON read a block at a time give exactly what the adapters give record by
+record: rows (`extra` text included), rejections, ignored events; and clean blocks do take that path."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from etl.reading import Limits, ReadContext, SourceRule, Sources, read_batches
+from etl.reading.providers.vectorised import may_hold_null_text
+from tests.test_reading_fast import outcome_rows
+
+# Text that JSON must escape, that looks like structure, and that is not ASCII.
+tricky = st.text(
+    alphabet=st.sampled_from([*string.ascii_letters[:6], '"', "\\", "\n", "\x01", "é", "😀", ":", "{", ",", "}", " "]),
+    max_size=8,
+)
+plain = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=6)
+scalars = st.one_of(
+    tricky, st.integers(-5, 10**12), st.booleans(), st.none(), st.floats(allow_nan=False, allow_infinity=False)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(plain, inner, max_size=3)),
+    max_leaves=6,
+)
+texts = st.one_of(plain, st.integers(0, 10**9), st.just(""), st.none())
+
+
+def present(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without its absent fields (marked `...`)."""
+    return {key: value for key, value in record.items() if value is not ...}
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A field that is usually clean, sometimes absent (the `...` marker) or odd."""
+    return st.one_of(strategy, strategy, strategy, st.just(...), values)
+
+
+sendgrid_records = st.fixed_dictionaries(
+    {
+        "sg_event_id": maybe(plain),
+        "sg_message_id": maybe(texts),
+        "event": maybe(
+            st.sampled_from(
+                [
+                    "processed",
+                    "delivered",
+                    "open",
+                    "click",
+                    "bounce",
+                    "deferred",
+                    "dropped",
+                    "spamreport",
+                    "unsubscribe",
+                    "group_unsubscribe",
+                    "Nope",
+                ]
+            )
+        ),
+        "email": maybe(st.one_of(plain.map(lambda s: f" {s}@example.com"), st.just(""))),
+        "timestamp": maybe(
+            st.one_of(st.integers(1_600_000_000, 1_700_000_000), st.just(1591726752372), st.just("1600000000"))
+        ),
+        "category": maybe(st.one_of(plain, st.lists(plain, max_size=3))),
+        "type": maybe(st.sampled_from(["blocked", "bounce"])),
+        "marketing_campaign_id": maybe(st.one_of(st.integers(1, 99), st.just(""))),
+        "campaign_id": maybe(texts),
+        "url": maybe(texts),
+        "sg_machine_open": maybe(st.booleans()),
+        "custom": maybe(values),
+        "nested": maybe(st.dictionaries(plain, values, max_size=3)),
+    }
+).map(present)
+
+
+def ses_records() -> st.SearchStrategy[dict[str, Any]]:
+    addresses = st.lists(plain.map(lambda s: f"{s}@example.com"), min_size=0, max_size=3)
+    stamp = maybe(st.sampled_from(["2024-05-01T10:00:00.123Z", "2024-05-01 10:00", "2024-13-45T99:00:00Z", "soon", ""]))
+    mail = st.fixed_dictionaries(
+        {
+            "timestamp": stamp,
+            "messageId": maybe(texts),
+            "destination": maybe(addresses),
+            "tags": maybe(
+                st.fixed_dictionaries({"campaign_id": maybe(st.lists(plain, max_size=2)), "zz": st.just(["x"])}).map(
+                    present
+                )
+            ),
+            "headers": maybe(st.lists(st.fixed_dictionaries({"name": plain, "value": tricky}), max_size=2)),
+            "other": maybe(values),
+        }
+    ).map(present)
+    kind = st.sampled_from(["Send", "Delivery", "Open", "Click", "Bounce", "Complaint", "Reject", "DeliveryDelay"])
+
+    def build(kind: str, mail: dict[str, Any], recipients: list[str], stamp: Any, extra: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {"eventType": kind, "mail": mail}
+        body: dict[str, Any] = {} if stamp is ... else {"timestamp": stamp}
+        if kind == "Delivery":
+            body["recipients"] = recipients
+        if kind == "Bounce":
+            body.update(
+                bounceType="Permanent", bouncedRecipients=[{"emailAddress": r, "status": "5.1.1"} for r in recipients]
+            )
+        if kind == "Click":
+            body["link"] = "https://example.com/x"
+        record[{"DeliveryDelay": "deliveryDelay"}.get(kind, kind.lower())] = body
+        if extra is not ...:
+            record["extra"] = extra
+        return record
+
+    return st.builds(build, kind, mail, addresses, stamp, maybe(values))
+
+
+def both_paths(name: str, content: str, limits: Limits = Limits()) -> tuple[Any, Any]:
+    fast = outcome_rows(Path("."), content, name=name, limits=limits)
+    slow = outcome_rows(Path("."), content, name=name, limits=Limits(vectorised=False, sources=limits.sources))
+    return fast, slow
+
+
+@settings(max_examples=150)
+@given(st.lists(sendgrid_records, min_size=1, max_size=8))
+def test_sendgrid_arrays_agree_on_both_paths(records: list[dict[str, Any]]) -> None:
+    fast, slow = both_paths("sg.json", json.dumps(records, ensure_ascii=False))
+    assert fast == slow
+
+
+@settings(max_examples=150)
+@given(st.lists(ses_records(), min_size=1, max_size=6))
+def test_ses_ndjson_agrees_on_both_paths(records: list[dict[str, Any]]) -> None:
+    content = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    fast, slow = both_paths("ses.ndjson", content)
+    assert fast == slow
+
+
+@settings(max_examples=40)
+@given(st.lists(ses_records(), min_size=1, max_size=4))
+def test_options_agree_on_both_paths(records: list[dict[str, Any]]) -> None:
+    content = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    options = (("campaign_id", "zz"), ("user_id", "campaign_id"))
+    limits = Limits(sources=Sources(rules=(SourceRule("*", ".*", "ses", options),)))
+    fast, slow = both_paths("ses.ndjson", content, limits)
+    assert fast == slow
+
+
+def clean_sendgrid(count: int) -> list[dict[str, Any]]:
+    kinds = ["processed", "delivered", "open", "click", "deferred"]
+    return [
+        {
+            "email": f"u{n}@example.com",
+            "timestamp": 1714557600 + n,
+            "smtp-id": f"<{n}@x>",
+            "event": kinds[n % 5],
+            "category": ["news", "weekly"],
+            "sg_event_id": f"e{n}",
+            "sg_message_id": f"m{n // 5}.filter",
+            "campaign_id": "C1",
+            "useragent": 'Mozilla "quoted" \\ é',
+            "tls": 1,
+        }
+        for n in range(count)
+    ]
+
+
+def clean_ses(count: int) -> list[dict[str, Any]]:
+    out = []
+    for n in range(count):
+        mail = {
+            "timestamp": "2024-05-01T10:00:00.012Z",
+            "messageId": f"M{n}",
+            "destination": [f"u{n}@example.com"],
+            "headers": [{"name": "Content-Type", "value": 'multipart/alternative; boundary="b"'}],
+            "tags": {"ses:configuration-set": ["cfg"], "campaign_id": ["C1"]},
+        }
+        out.append(
+            {
+                "eventType": "Delivery",
+                "mail": mail,
+                "delivery": {"timestamp": "2024-05-01T10:00:01.5Z", "recipients": [f"u{n}@example.com"]},
+            }
+        )
+    return out
+
+
+def test_clean_sendgrid_arrays_and_ses_lines_are_read_vectorised() -> None:
+    for name, content in [
+        ("sg.json", json.dumps(clean_sendgrid(500))),
+        ("ses.ndjson", "".join(json.dumps(r) + "\n" for r in clean_ses(300))),
+    ]:
+        batches = list(read_batches(name, iter([content.encode()]), Limits()))
+        assert all(batch.frame is not None for batch in batches), name
+        assert sum(batch.read for batch in batches) == (500 if name == "sg.json" else 300)
+        fast, slow = both_paths(name, content)
+        assert fast == slow
+
+
+def test_a_pinned_provider_reads_records_without_its_marks() -> None:
+    records = [{"email": "a@example.com", "timestamp": 1714557600, "event": "unsubscribe", "newsletter": {"id": "1"}}]
+    limits = Limits(sources=Sources(rules=(SourceRule("legacy/*", "legacy/[^/]*", "sendgrid"),)))
+    fast, slow = both_paths("legacy/x.json", json.dumps(records), limits)
+    assert fast == slow
+    count, _, rows, rejections, _ = fast
+    assert count == 1 and not rejections and rows[0][1:3] == ("a@example.com", "Message Unsubscribed")
+    context = limits.sources.context("legacy/x.json")
+    assert context == ReadContext("legacy/x.json", "sendgrid", {})
+
+
+def test_text_that_would_confuse_cutting_null_members_is_noticed() -> None:
+    assert may_hold_null_text(b'{"a":":null"}') and may_hold_null_text(b'{"a":"\\u003anull"}')
+    assert may_hold_null_text(b'{"a":"{,"}') and not may_hold_null_text(b'{"a":"x","b":"\\u00e9"}')
+
+
+def test_small_blocks_of_provider_lines_are_read_together_and_agree() -> None:
+    content = "".join(json.dumps(r) + "\n" for r in clean_ses(200)).encode()
+    chunks = [content[i : i + 4096] for i in range(0, len(content), 4096)]
+    batches = list(read_batches("ses.ndjson", iter(chunks), Limits()))
+    assert len(batches) == 1 and batches[0].frame is not None and batches[0].read == 200
+    frame = batches[0].frame
+    assert frame["source_position"].to_list() == [f"line {n}" for n in range(1, 201)]
+    slow = list(read_batches("ses.ndjson", iter(chunks), Limits(vectorised=False)))
+    assert [row[0] for batch in slow for row in batch.rows] == frame["user_id"].to_list()
