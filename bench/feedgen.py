@@ -2,9 +2,11 @@
 
     python bench/feedgen.py --sample data/landing          # the sample feeds shipped in data/
     python bench/feedgen.py --events 2000000 --shape feed --out bench/out/feed.json
+    python bench/feedgen.py --events 2000000 --one-day --one-per-line --out bench/out/one-day.json
 
 Journeys: sent -> delivered or bounced -> viewed -> clicked, with some unsubscribes and spam reports.
-Distributions: ~N/4 users, ~N/2500 campaigns. Deterministic for a given seed.
+Distributions: ~N/4 users, ~N/2500 campaigns over a week; `--one-day`: every event on one day, ~N/4 users,
+~N/5000 campaigns. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -30,17 +32,25 @@ def journeys(
     campaign_offset: int = 1001,
     channel: str = "Email",
     start: datetime = START,
+    campaigns: int | None = None,
+    step_seconds: int = 3600,
+    spread_seconds: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """About n_events flat feed records, grouped into per-user journeys."""
+    """About n_events flat feed records, grouped into per-user journeys.
+
+    A journey starts at a random second of the first `spread_seconds` (default: all `days`) and each
+    step comes 1 to `step_seconds` - 1 seconds after the one before; `campaigns` defaults to N/2500.
+    """
     rng = random.Random(seed)
     users = max(1, n_events // 4)
-    campaigns = max(1, n_events // 2500)
+    campaigns = campaigns or max(1, n_events // 2500)
+    spread = spread_seconds or days * 86400
     produced = 0
     while produced < n_events:
         user = f"U{rng.randrange(users):07d}"
         campaign = str(campaign_offset + rng.randrange(campaigns))
         message = str(rng.randrange(10**6, 10**7))
-        at = start + timedelta(seconds=rng.randrange(days * 86400))
+        at = start + timedelta(seconds=rng.randrange(spread))
         steps = ["Message Sent"]
         roll = rng.random()
         if roll < 0.03:
@@ -59,7 +69,7 @@ def journeys(
                 elif rng.random() < 0.005:
                     steps.append("Message marked_as_spam")
         for step in steps:
-            at += timedelta(seconds=rng.randrange(1, 3600))
+            at += timedelta(seconds=rng.randrange(1, step_seconds))
             record: dict[str, Any] = {
                 "id": user,
                 "event": step,
@@ -73,6 +83,24 @@ def journeys(
                 record["url"] = f"https://example.com/offer/{campaign}"
             yield record
             produced += 1
+
+
+#: Steps of the longest journey: Sent, Delivered, Viewed, Clicked, Unsubscribed.
+_MAX_STEPS = 5
+
+
+def one_day_journeys(n_events: int, seed: int = 7, start: datetime = START) -> Iterator[dict[str, Any]]:
+    """About n_events records that all fall on the day of `start`: ~N/4 users, ~N/5000 campaigns."""
+    step = 600
+    return journeys(
+        n_events,
+        seed=seed,
+        days=1,
+        start=start,
+        campaigns=max(1, n_events // 5000),
+        step_seconds=step,
+        spread_seconds=86400 - _MAX_STEPS * step,
+    )
 
 
 def as_payloads(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -95,8 +123,13 @@ def _payload(batch: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": batch[0]["id"], "events": events}
 
 
-def write_feed(path: Path, records: Iterator[dict[str, Any]], shape: str, pretty: bool = False) -> Path:
-    """Write records as `feed` (JSON array), `api` (JSON array of payloads) or `ndjson` (payload lines)."""
+def write_feed(
+    path: Path, records: Iterator[dict[str, Any]], shape: str, pretty: bool = False, one_per_line: bool = False
+) -> Path:
+    """Write records as `feed` (JSON array), `api` (JSON array of payloads) or `ndjson` (record lines).
+
+    An array is minified on one line, or `pretty` (indented, objects over many lines), or
+    `one_per_line` (each element minified on a line of its own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if path.name.endswith(".gz") else open
     items: Iterator[dict[str, Any]] = as_payloads(records) if shape == "api" else records
@@ -105,12 +138,13 @@ def write_feed(path: Path, records: Iterator[dict[str, Any]], shape: str, pretty
             for item in items:
                 out.write(json.dumps(item, separators=(",", ":")) + "\n")
             return path
-        out.write("[\n" if pretty else "[")
+        lines = pretty or one_per_line
+        out.write("[\n" if lines else "[")
         for index, item in enumerate(items):
             if index:
-                out.write(",\n" if pretty else ",")
+                out.write(",\n" if lines else ",")
             out.write(json.dumps(item, indent=4) if pretty else json.dumps(item, separators=(",", ":")))
-        out.write("\n]\n" if pretty else "]")
+        out.write("\n]\n" if lines else "]")
     return path
 
 
@@ -180,6 +214,9 @@ def write_sample(landing: Path) -> None:
     optimo = journeys(900, seed=13, with_delivered=False, campaign_offset=3001)
     write_feed(landing / "2024-03-04/optimo-api.json.gz", optimo, "api")
     write("2024-03-06/hand-made.ndjson", "\n".join(BAD_LINES) + "\n")
+    from bench.providers_feedgen import write_provider_sample  # (it builds on this module's journeys)
+
+    write_provider_sample(landing / "providers")
 
 
 def main() -> None:
@@ -188,16 +225,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--shape", choices=SHAPES, default="feed")
     parser.add_argument("--pretty", action="store_true")
+    parser.add_argument("--one-per-line", action="store_true", help="an array with one minified element per line")
+    parser.add_argument("--one-day", action="store_true", help="every event on 2024-03-01, ~N/5000 campaigns")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.sample:
         write_sample(args.sample)
     elif args.out:
-        write_feed(args.out, journeys(args.events, seed=args.seed), args.shape, args.pretty)
+        generate = one_day_journeys if args.one_day else journeys
+        write_feed(args.out, generate(args.events, seed=args.seed), args.shape, args.pretty, args.one_per_line)
     else:
         parser.error("give --sample DIR or --out FILE")
 
 
 if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a package, run as a script
     main()
