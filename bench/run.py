@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["speed.py", "memory.py", "incremental.py"]
+BENCHMARKS = ["speed.py", "memory.py", "incremental.py", "executors.py", "providers.py", "s3.py"]
 
 
 def main() -> None:
@@ -16,6 +16,9 @@ def main() -> None:
         "speed.py": [f"--events={events}"] if events else [],
         "memory.py": [f"--small={events}", f"--large={5 * events}"] if events else [],
         "incremental.py": [],
+        "executors.py": [f"--events-per-file={events // 8}"] if events else [],
+        "providers.py": [f"--events={events // 4}"] if events else [],
+        "s3.py": [f"--events={events}"] if events else [],
     }
     for script in BENCHMARKS:
         print(f"\n== {script} ==", flush=True)
