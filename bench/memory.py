@@ -2,7 +2,7 @@
 
     python bench/memory.py [--small 2000000] [--large 10000000]
 
-Runs `etl run` (from the runtime-only venv, as bench/speed.py does) on a flat minified feed of each
+Runs `etl run --workers N` (default 1; from the runtime-only venv) on a flat minified feed of each
 size, in a fresh process and a fresh warehouse, and prints wall time, peak RSS and the ratio of the
 peaks (the target is at most 1.2). Feeds are generated once and cached in bench/out/.
 """
@@ -25,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", type=int, default=2_000_000)
     parser.add_argument("--large", type=int, default=10_000_000)
+    parser.add_argument("--workers", type=int, default=1, help="etl run --workers (peak memory: the whole tree)")
     args = parser.parse_args()
     python = runtime_python()
     rows = []
@@ -33,7 +34,7 @@ def main() -> None:
         warehouse = Path(tempfile.mkdtemp(prefix="etl-bench-memory-"))
         try:
             result = measured([python, "-m", "etl", "run", "--landing", str(feed.parent),
-                               "--warehouse", str(warehouse), "-q"])  # fmt: skip
+                               "--warehouse", str(warehouse), "--workers", str(args.workers), "-q"])  # fmt: skip
         finally:
             shutil.rmtree(warehouse, ignore_errors=True)
         rows.append((events, feed.stat().st_size / 1e6, float(result["seconds"]), int(result["peak_kib"]) / 1024))  # type: ignore[call-overload]

@@ -86,8 +86,8 @@ WorkersOption = Annotated[
         envvar="ETL_WORKERS",
         min=1,
         metavar="N",
-        help="Worker processes of the local executor (default: the machine's cores; a run reading less than "
-        "64 MB runs in this process); with Ray, the CPUs of a Ray started for the run.",
+        help="Worker processes of the local executor (default: the machine's cores; a run reading one file, "
+        "or less than 64 MB, runs in this process); with Ray, the CPUs of a Ray started for the run.",
     ),
 ]
 
