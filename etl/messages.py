@@ -67,5 +67,5 @@ def _flags() -> list[pl.Expr]:
 
 
 def in_table_order(messages: pl.LazyFrame) -> pl.LazyFrame:
-    """A send date's messages as published: the table's columns, sorted by the key (nulls last)."""
+    """Messages in the table's columns, sorted by the key (nulls last)."""
     return messages.select(MESSAGE_COLUMNS).sort(*MESSAGE_KEY, nulls_last=True)
