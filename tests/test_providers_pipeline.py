@@ -104,3 +104,14 @@ def test_pseudonymised_users_join_across_providers_and_the_key_is_kept_nowhere(t
     for path in warehouse.rglob("*"):
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
+
+
+def test_the_report_shows_human_opens_beside_opens_where_machine_opens_are_flagged(
+    provider_warehouse: tuple[Path, dict[str, object]],
+) -> None:
+    from etl.report import render_report
+    from etl.storage import open_store
+
+    warehouse, _ = provider_warehouse
+    page = render_report(open_store(warehouse))
+    assert "<th>human open</th>" in page and "opened by people" in page
