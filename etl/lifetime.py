@@ -17,7 +17,7 @@ from functools import partial
 import polars as pl
 
 from etl import storage
-from etl.executors import Executor, InProcess
+from etl.executors import UNIT_OF_WORK, Executor, InProcess
 from etl.funnel import (
     FUNNEL_INPUT,
     funnel_counts,
@@ -157,7 +157,10 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
     if shares <= tuning.max_passes:
         jobs = [ShareJob(tuple(events), campaigns, share, shares) for share in range(shares)]
         counted = count.executor.map(
-            partial(count_share, count.warehouse), jobs, describe=lambda job: f"lifetime share {job.share}"
+            partial(count_share, count.warehouse),
+            jobs,
+            describe=lambda job: f"lifetime share {job.share}",
+            resources=UNIT_OF_WORK,
         )
         return funnel_from_counts(counted, ["campaign_id"])
     # The scratch files are local to this process: the shares of a split are counted here.

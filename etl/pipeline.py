@@ -25,7 +25,7 @@ from typing import Any
 from contracts import LifetimeFunnel, required_columns
 from etl.dates import DateJob, DateResult, DateSource, process_date
 from etl.errors import EXIT_OK, EtlError, UsageError
-from etl.executors import Executor, InProcess, Resources, check_executor, make_executor
+from etl.executors import UNIT_OF_WORK, Executor, InProcess, check_executor, make_executor
 from etl.ingest import Provenance
 from etl.landing import KnownHashes, LandingFile, discover
 from etl.lifetime import DateFiles, LifetimeCount, lifetime_after_run
@@ -296,7 +296,7 @@ def _read_all(
 
     reparsed = {file.name for file, _ in plan.reparse}
     staged, read_new, unread = [], [], []
-    for outcome in executor.map(stage_one, jobs, describe=_landing_file, resources=UNIT, on_done=done):
+    for outcome in executor.map(stage_one, jobs, describe=_landing_file, resources=UNIT_OF_WORK, on_done=done):
         if outcome.staged is None:
             unread.append(outcome.unread)
             log.warning(outcome.unread)
@@ -308,10 +308,6 @@ def _read_all(
         staged.append(outcome.staged)
     plan.new = read_new
     return staged, unread
-
-
-#: What one unit of work declares it needs (a unit's peak memory is bounded: see Tuning).
-UNIT = Resources(cpus=1, memory_bytes=1 << 30)
 
 
 def _landing_file(job: StageJob) -> str:
@@ -373,7 +369,9 @@ def _rebuild_and_stage(
             progress.on_date_done(job.day)
 
     unit = partial(process_date, settings.warehouse, journal.run_id, tuning=settings.tuning)
-    results = executor.map(unit, jobs, describe=lambda job: f"event date {job.day}", resources=UNIT, on_done=done)
+    results = executor.map(
+        unit, jobs, describe=lambda job: f"event date {job.day}", resources=UNIT_OF_WORK, on_done=done
+    )
     timer.lap("rebuild dates")
 
     rebuilt_events: dict[date, str | None] = {}  # the staged partition of each rebuilt date (None: now empty)

@@ -36,7 +36,7 @@ import polars as pl
 
 from contracts import DailyFunnel, Message, required_columns
 from etl import storage
-from etl.executors import Executor
+from etl.executors import UNIT_OF_WORK, Executor
 from etl.funnel import funnel_in_shares, user_share
 from etl.messages import EVENT_DATES, MESSAGE_COLUMNS, MESSAGE_INPUT, MESSAGE_KEY, in_table_order, messages_of
 from etl.normalise import with_source_defaults
@@ -255,7 +255,10 @@ def count_touched(
     if shares <= tuning.max_passes:
         jobs = [MessageShareJob(tuple(keys), plan.touched, share, shares, out_prefix) for share in range(shares)]
         return executor.map(
-            partial(count_message_share, warehouse), jobs, describe=lambda job: f"messages share {job.share}"
+            partial(count_message_share, warehouse),
+            jobs,
+            describe=lambda job: f"messages share {job.share}",
+            resources=UNIT_OF_WORK,
         )
     with store.scratch(scratch_prefix) as folder:
         pieces = (
@@ -299,6 +302,6 @@ def rebuild_send_dates(
         exists = day in plan.send_dates or layout.store.head(published) is not None
         jobs.append(SendDateJob(day, published if exists else None, plan.touched, tuple(parts.get(day, ()))))
     unit = partial(process_send_date, warehouse, run_id, tuning=tuning)
-    results = executor.map(unit, jobs, describe=lambda job: f"send date {job.day}")
+    results = executor.map(unit, jobs, describe=lambda job: f"send date {job.day}", resources=UNIT_OF_WORK)
     pairs = pl.concat([plan.pairs_kept, *(share.pairs for share in counted)]).unique().sort(list(PAIRS_SCHEMA))
     return SendsOutcome(results, pairs)

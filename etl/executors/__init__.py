@@ -7,7 +7,7 @@
 All of them return the results in the order of the jobs, whichever finishes first.
 """
 
-from etl.executors.base import Executor, JobFailed, Resources, WorkerLost
+from etl.executors.base import UNIT_OF_WORK, Executor, JobFailed, Resources, WorkerLost
 from etl.executors.choice import KINDS, check_executor, make_executor
 from etl.executors.inprocess import InProcess
 from etl.executors.local import LocalProcesses
@@ -15,6 +15,7 @@ from etl.executors.worker import available_cores, worker_environment
 
 __all__ = [
     "KINDS",
+    "UNIT_OF_WORK",
     "Executor",
     "InProcess",
     "JobFailed",

@@ -21,6 +21,10 @@ class Resources:
     memory_bytes: int | None = None
 
 
+#: What one unit of work of a run declares it needs: a unit's peak memory is bounded (etl.settings.Tuning).
+UNIT_OF_WORK = Resources(cpus=1, memory_bytes=1 << 30)
+
+
 class Executor(Protocol):
     """Runs the jobs of a map somewhere and returns their results in the order of `jobs`.
 
