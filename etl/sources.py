@@ -46,8 +46,7 @@ def load_sources(path: str | Path | None, environ: Mapping[str, str] | None = No
     shown = str(path)
     folder, _, name = shown.rpartition("/")
     try:
-        store = storage.open_store(folder or ".")
-        text = store.read_bytes(name).decode("utf-8")
+        text = storage.read_text(storage.open_store(folder or "."), name)
     except (OSError, UnicodeDecodeError, ValueError, EtlError) as err:
         why = getattr(err, "strerror", None) or str(err).rstrip(".")
         raise UsageError(f"Cannot read the sources file {shown}: {why}.") from err

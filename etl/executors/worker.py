@@ -77,6 +77,7 @@ def prepare_worker(environment: dict[str, str], log_level: int) -> None:
     """Apply the process settings of a worker; a Ray task calls it each time, so it may repeat."""
     global _collector
     os.environ.update(environment)
+    # (Importing etl.cli applies the CLI's process settings too: the allocator, pandera without pandas.)
     from etl.cli.process import use_lean_memory  # imports pyarrow: not at module import
 
     use_lean_memory()

@@ -9,7 +9,7 @@
 - `documents`: JSON and text objects.
 """
 
-from etl.storage.documents import json_bytes, read_json, write_json, write_text
+from etl.storage.documents import json_bytes, read_json, read_text, write_json, write_text
 from etl.storage.errors import (
     AccessDenied,
     BucketNotFound,
@@ -70,6 +70,7 @@ __all__ = [
     "open_store",
     "read_json",
     "read_parquet",
+    "read_text",
     "rows_in",
     "scan_local",
     "scan_parquet",

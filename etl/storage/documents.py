@@ -9,7 +9,12 @@ from etl.storage.store import Store
 
 
 def read_json(store: Store, key: str) -> Any:
-    return json.loads(store.read_bytes(key).decode("utf-8"))
+    return json.loads(read_text(store, key))
+
+
+def read_text(store: Store, key: str) -> str:
+    """A UTF-8 text object (UnicodeDecodeError when it is not UTF-8)."""
+    return store.read_bytes(key).decode("utf-8")
 
 
 def json_bytes(data: Any) -> bytes:
