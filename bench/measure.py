@@ -3,8 +3,10 @@
     python bench/measure.py COMMAND [ARGS…]     # prints one JSON object on stdout
 
 - `seconds`: wall time from start to exit.
-- `cpu_seconds`: user + system time of the command and every descendant it waited for
-  (`getrusage(RUSAGE_CHILDREN)` of this process, taken before and after).
+- `cpu_seconds`: user + system time of the command and its descendants: `getrusage(RUSAGE_CHILDREN)`
+  of this process (taken before and after), which counts every descendant its parent waited for; or,
+  if higher, the sum of each descendant's own time as last seen in /proc (every 20 ms), which also
+  counts processes nobody waits for (Ray's workers, whose raylet is killed at shutdown).
 - `peak_kib`: peak resident memory of the tree: the largest sum of VmRSS over the command and its
   descendants, sampled every 20 ms, or the high-water mark of its largest single process (exact, from
   the kernel) if that is higher. With several processes, the shared pages of their libraries count once
@@ -50,6 +52,17 @@ def descendants(root: int) -> set[int]:
     return tree
 
 
+def cpu_ticks(pids: set[int], seen: dict[int, int]) -> None:
+    """Record each process's own user + system clock ticks so far (what it has used until now)."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it has exited: its last reading stands
+        seen[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def resident_kib(pids: set[int]) -> int:
     total = 0
     for pid in pids:
@@ -65,17 +78,19 @@ def measure(command: list[str]) -> dict[str, object]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE)
-    tree, peak, tick = {child.pid}, 0, 0
+    tree, peak, tick, ticks = {child.pid}, 0, 0, {}
     # stdout is read after the exit: the commands measured print a line or two, never a pipe's worth.
     while child.poll() is None:
         if tick % RESCAN_EVERY == 0:
             tree = descendants(child.pid)
         peak = max(peak, resident_kib(tree))
+        cpu_ticks(tree, ticks)
         tick += 1
         time.sleep(SAMPLE_SECONDS)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(cpu, sum(ticks.values()) / os.sysconf("SC_CLK_TCK"))
     out = child.stdout.read().decode() if child.stdout else ""
     return {
         "seconds": seconds,

@@ -189,6 +189,7 @@ def _execute_run(
                 timer,
                 executor,
             )
+            executor.close()  # its workers are done: a Ray stops while the driver commits
             manifest.notes = notes + manifest.notes
             if window and not upgrade and not plan.new and not manifest.dates_written + manifest.dates_deleted:
                 journal.abandon()  # a reprocess of a range without events: nothing to change

@@ -8,6 +8,7 @@ import string
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,10 +16,14 @@ from etl.reading import Limits, ReadContext, SourceRule, Sources, read_batches
 from etl.reading.providers.vectorised import may_hold_null_text
 from tests.test_reading_fast import outcome_rows
 
-# Text that JSON must escape, that looks like structure, and that is not ASCII.
-tricky = st.text(
-    alphabet=st.sampled_from([*string.ascii_letters[:6], '"', "\\", "\n", "\x01", "é", "😀", ":", "{", ",", "}", " "]),
-    max_size=8,
+# Text that JSON must escape, that looks like structure, and that is not ASCII; and text that looks
+# like the null members cut out of `extra`.
+tricky = st.one_of(
+    st.text(
+        alphabet=st.sampled_from([*string.ascii_letters[:6], '"', "\\", "\n", "\x01", "é", "😀", ":", "{", ",", "}", " "]),
+        max_size=8,
+    ),
+    st.sampled_from([":null", ":null,", ':null"', 'a":null', "a:null", "{,", "x{,}", '":null}', "\\:null"]),
 )
 plain = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=6)
 scalars = st.one_of(
@@ -210,9 +215,23 @@ def test_a_pinned_provider_reads_records_without_its_marks() -> None:
     assert context == ReadContext("legacy/x.json", "sendgrid", {})
 
 
-def test_text_that_would_confuse_cutting_null_members_is_noticed() -> None:
+def test_keys_that_would_confuse_cutting_null_members_are_noticed() -> None:
     assert may_hold_null_text(b'{"a":":null"}') and may_hold_null_text(b'{"a":"\\u003anull"}')
     assert may_hold_null_text(b'{"a":"{,"}') and not may_hold_null_text(b'{"a":"x","b":"\\u00e9"}')
+
+
+@pytest.mark.parametrize("text", [":null", ":null,", "{,", "\\u003anull"])
+@pytest.mark.parametrize("where", ["value", "key", "listed", "nested"])
+def test_text_that_would_confuse_cutting_null_members_goes_record_by_record(text: str, where: str) -> None:
+    value = json.loads(f'"{text}"')
+    extra = {"value": {"note": value}, "key": {value: 1}, "listed": {"notes": ["x", value]}}.get(where)
+    extra = extra or {"deep": {"er": {"note": value, "gone": None}}}
+    records = [{**record, **extra} for record in clean_ses(3)]
+    content = "".join(json.dumps(r) + "\n" for r in records)
+    fast, slow = both_paths("ses.ndjson", content)
+    assert fast == slow
+    batches = list(read_batches("ses.ndjson", iter([content.encode()]), Limits()))
+    assert all(batch.frame is None for batch in batches)  # declined: read record by record
 
 
 def test_small_blocks_of_provider_lines_are_read_together_and_agree() -> None:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from etl.reading.mapping import PROPERTY_COLUMNS, TRIM, USER_KEYS
-from etl.reading.providers.vectorised import PINNED_TEXT, READERS, may_hold_null_text, sniff
+from etl.reading.providers.vectorised import PINNED_TEXT, READERS, sniff
 from etl.reading.scan import object_bounds
 from etl.reading.types import ACTIVATEPRO, ROW_COLUMNS, Block, Ignored, ReadContext, Tuning
 
@@ -65,7 +65,7 @@ def read_block(
     if len(block) > max_record_bytes and _longest_line(block) > max_record_bytes:
         return None
     provider = sniff(block[: block.find(b"\n")], context)
-    if provider is None or (provider and may_hold_null_text(block)):
+    if provider is None:
         return None
     try:
         table = pj.read_json(io.BytesIO(block), parse_options=_parse_options(provider, elements=False))
@@ -222,7 +222,7 @@ def array_block(
         return None
     last = int(ends[-1])
     provider = sniff(original[int(starts[0]) : int(ends[0])], context)
-    if provider is None or (provider and may_hold_null_text(original[int(starts[0]) : last])):
+    if provider is None:
         return None
     options = _parse_options(provider, elements=True)
     # Two halves parsed at once (Arrow releases the GIL); the separator between them checked here.

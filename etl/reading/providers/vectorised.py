@@ -424,14 +424,15 @@ def extra_expr(frame: pl.DataFrame, used: Used) -> tuple[pl.Expr, pl.Expr]:
     Polars writes the JSON (it escapes as Python's json does) of each record rebuilt with its keys
     sorted; members that are null or went to a column (`used`) must then go. When only top-level
     fields went to columns (SendGrid), the record is written member by member, leaving those out;
-    otherwise (SES) it is written whole and the null members are cut out of the text. Cutting text
-    can only go wrong at a string that begins with `:null` or holds `{,`, which the caller has ruled
-    out (`may_hold_null_text`): it is cheap where the records are large and nested."""
+    otherwise (SES) it is written whole and the null members are cut out of the text: cheap where the
+    records are large and nested. A record whose text could make the cut go wrong is awkward
+    (`_confusing`)."""
     nulls = _NullCheck(frame)
     fields: list[tuple[str, pl.Expr, DType]] = [(name, pl.col(name), dtype) for name, dtype in frame.schema.items()]
     if any(isinstance(below, dict) for below in used.values()):
         record, awkward = _rebuilt(fields, used, nulls)
-        text = _without_null_members(record.struct.json_encode())
+        written = record.struct.json_encode()
+        text, awkward = _without_null_members(written), awkward | _confusing(written)
     else:
         text, awkward = _member_by_member(fields, used, nulls)
     return pl.when(text != "{}").then(text), awkward
@@ -440,6 +441,20 @@ def extra_expr(frame: pl.DataFrame, used: Used) -> tuple[pl.Expr, pl.Expr]:
 def _without_null_members(text: pl.Expr) -> pl.Expr:
     # Leftmost first, a member after another goes with the comma before it; a first member leaves `{,`.
     return text.str.replace_all(f",?{_NULL_MEMBER}", "").str.replace_all("{,", "{", literal=True)
+
+
+def _confusing(text: pl.Expr) -> pl.Expr:
+    """Where cutting null members out of this JSON text may go wrong.
+
+    Only a string (key or value) that begins with `:null` or holds `{,` can mislead the cut: a match
+    may then start at a closing quote and end in that string. Such a string opens with a quote after
+    `:`, `[`, `,` or `{` (polars writes no spaces), where a member's key closes with one after its own
+    text; so those, and any `{,`, are looked for in the text polars wrote (escapes already resolved).
+    """
+    return text.str.contains(_CONFUSING).fill_null(False)
+
+
+_CONFUSING = r'[:\[,{]":null|\{,'
 
 
 class _NullCheck:
@@ -474,9 +489,10 @@ def _member_by_member(
         if isinstance(used.get(name), pl.Expr):  # left out where it went to a column
             present = present & ~used[name].fill_null(False)
         value, bad = _writable(expr, dtype)
-        member = pl.struct(value.alias(name)).struct.json_encode().str.strip_prefix("{").str.strip_suffix("}")
+        written = pl.struct(value.alias(name)).struct.json_encode()  # `{"name":value}`
+        member = written.str.strip_prefix("{").str.strip_suffix("}")
         if nulls.anywhere(expr, dtype):
-            member = _without_null_members(member)
+            member, bad = _without_null_members(member), bad | _confusing(written)  # (a key may begin so)
         members.append(pl.when(present).then(member))
         awkward = awkward | (present & bad)
     body = pl.concat_str(members, separator=",", ignore_nulls=True) if members else pl.lit("")
@@ -526,7 +542,7 @@ def _writable(expr: pl.Expr, dtype: DType) -> tuple[pl.Expr, pl.Expr]:
 
 def may_hold_null_text(data: bytes) -> bool:
     """Whether some string of these JSON bytes may hold `:null` or `{,` (as written, or through escapes),
-    which would make cutting out null members go wrong."""
+    which could make cutting out null members go wrong (for keys, which decide how a value is written)."""
     if b":null" in data or b"{," in data:
         return True
     return b"\\u" in data and _ESCAPED_NULL.search(data) is not None
