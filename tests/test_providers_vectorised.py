@@ -20,7 +20,9 @@ from tests.test_reading_fast import outcome_rows
 # like the null members cut out of `extra`.
 tricky = st.one_of(
     st.text(
-        alphabet=st.sampled_from([*string.ascii_letters[:6], '"', "\\", "\n", "\x01", "é", "😀", ":", "{", ",", "}", " "]),
+        alphabet=st.sampled_from(
+            [*string.ascii_letters[:6], '"', "\\", "\n", "\x01", "é", "😀", ":", "{", ",", "}", " "]
+        ),
         max_size=8,
     ),
     st.sampled_from([":null", ":null,", ':null"', 'a":null', "a:null", "{,", "x{,}", '":null}', "\\:null"]),
