@@ -1,5 +1,7 @@
 """Generate other providers' exports from the same user journeys as `feedgen`: SendGrid Event Webhook
-arrays, SES Firehose NDJSON, and a small mixed-provider sample in the providers' real shapes.
+arrays, SES Firehose NDJSON, Mailgun and Postmark webhook bodies and Segment track calls (NDJSON),
+Braze Currents Avro files (with Braze's published schemas), and a small mixed-provider sample in the
+providers' real shapes.
 
     python bench/providers_feedgen.py --events 200000 --shape sendgrid --out bench/out/sendgrid.json
     python bench/providers_feedgen.py --events 200000 --shape ses --out bench/out/ses.ndjson
@@ -198,9 +200,102 @@ def write_provider_sample(landing: Path) -> None:
     """A small landing zone of four providers in their real shapes (run by `make run` with the rest)."""
     write_json_array(landing / "2024-03-02/sendgrid-webhook.json", sendgrid_events(600, seed=21, campaign_offset=6001))
     write_ndjson(landing / "2024-03-03/ses-firehose.ndjson", ses_events(600, seed=22, campaign_offset=7001))
-    pages = [{"event-data": item} for item in _mailgun_events(300, seed=23)]
-    write_ndjson(landing / "2024-03-04/mailgun-webhooks.ndjson", iter(pages))
+    write_ndjson(landing / "2024-03-04/mailgun-webhooks.ndjson", mailgun_events(300, seed=23))
     write_ndjson(landing / "2024-03-05/postmark-webhooks.ndjson", _postmark_events(300, seed=24))
+
+
+def mailgun_events(n_events: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Mailgun webhook bodies, `{"event-data": {...}}`."""
+    return ({"event-data": item} for item in _mailgun_events(n_events, seed))
+
+
+def postmark_events(n_events: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Postmark webhook bodies (Postmark posts nothing for a message sent)."""
+    return _postmark_events(n_events, seed)
+
+
+_SEGMENT_EVENTS = {
+    "Message Delivered": "Email Delivered",
+    "Message Viewed": "Email Opened",
+    "Message Clicked": "Email Link Clicked",
+    "Message hard_bounced": "Email Bounced",
+    "Message marked_as_spam": "Email Marked as Spam",
+    "Message Unsubscribed": "Unsubscribed",
+}
+
+
+def segment_events(n_events: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Segment Email-spec track calls, as its S3 destination writes them (no track call for a send)."""
+    for record in journeys(n_events, seed=seed, campaign_offset=8001):
+        name = _SEGMENT_EVENTS.get(record["event"])
+        if name is None:
+            continue
+        properties = {"email_id": record["messageId"], "email_subject": "Sale", "campaign_id": record["campaignId"]}
+        if name == "Email Link Clicked":
+            properties["link_url"] = record["url"]
+        yield {
+            "type": "track",
+            "userId": record["id"],
+            "event": name,
+            "timestamp": record["timestamp"],
+            "context": {"ip": "67.207.109.102", "user_agent": _AGENT, "traits": {"email": _address(record["id"])}},
+            "properties": properties,
+        }
+
+
+_BRAZE_TYPES = {
+    "Message Sent": "Send",
+    "Message Delivered": "Delivery",
+    "Message Viewed": "Open",
+    "Message Clicked": "Click",
+    "Message Unsubscribed": "Unsubscribe",
+    "Message marked_as_spam": "MarkAsSpam",
+    "Message soft_bounced": "SoftBounce",
+    "Message hard_bounced": "Bounce",
+}
+
+
+def write_braze_avro(folder: Path, schemas: Path, n_events: int, seed: int = 7) -> list[Path]:
+    """Braze Currents' email events as Avro container files, one per event type as Currents writes
+    them, each with Braze's published schema (`schemas`: the folder of `users.messages.email.*.avsc`)."""
+    import fastavro
+
+    rng = random.Random(seed)
+    records: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _BRAZE_TYPES.values()}
+    for index, record in enumerate(journeys(n_events, seed=seed, campaign_offset=9001)):
+        kind = _BRAZE_TYPES[record["event"]]
+        event: dict[str, Any] = {
+            "id": f"e{index:012d}",
+            "user_id": f"5e9f{index % 100_000:08x}",
+            "external_user_id": record["id"],
+            "email_address": _address(record["id"]),
+            "time": _epoch(record["timestamp"]),
+            "campaign_id": record["campaignId"],
+            "campaign_name": "Spring sale",
+            "send_id": record["messageId"],
+            "dispatch_id": f"d{record['messageId']}",
+            "message_variation_id": "v1",
+            "timezone": "Europe/Berlin",
+            "ip_pool": "pool-1",
+            "esp": "SendGrid",
+            "from_domain": "example.com",
+        }
+        if kind == "Click":
+            event.update(url=record["url"], user_agent=_AGENT, is_suspected_bot_click=rng.random() < 0.05)
+        if kind == "Open":
+            event.update(user_agent=_AGENT, machine_open="true" if rng.random() < 0.4 else None)
+        records[kind].append(event)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, rows in records.items():
+        schema = fastavro.parse_schema(json.loads((schemas / f"users.messages.email.{kind}.avsc").read_text()))
+        names = {field["name"] for field in schema["fields"]}
+        path = folder / f"users.messages.email.{kind}.avro"
+        kept = ({key: value for key, value in row.items() if key in names} for row in rows)
+        with path.open("wb") as out:
+            fastavro.writer(out, schema, kept, codec="deflate")
+        written.append(path)
+    return written
 
 
 def _mailgun_events(n_events: int, seed: int) -> Iterator[dict[str, Any]]:
