@@ -275,3 +275,5 @@ def test_ray_spreads_the_jobs_over_a_cluster_of_two_nodes(tmp_path: Path) -> Non
     assert len(out["nodes"]) == 2
     assert [square for square, _ in out["results"]] == [0, 1, 4, 9]
     assert {node for _, node in out["results"]} == set(out["nodes"])  # both nodes ran jobs
+    for fact in out["facts"]:  # a job on a cluster gets the workers' settings with it
+        assert (fact["POLARS_MAX_THREADS"], fact["polars_threads"]) == ("1", 1)

@@ -140,7 +140,7 @@ def cluster_scenario(folder: Path) -> dict[str, Any]:
 
     from etl.executors import Resources
     from etl.executors.ray_tasks import RayExecutor
-    from tests.test_executors import Job, describe
+    from tests.test_executors import Job, describe, worker_facts
 
     cluster = Cluster(
         initialize_head=True,
@@ -149,16 +149,17 @@ def cluster_scenario(folder: Path) -> dict[str, Any]:
     try:
         cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False)
         # Each job takes a whole node's two CPUs for a second: four of them need both nodes.
         jobs = [Job(n, str(folder), seconds=1.0) for n in range(4)]
-        with RayExecutor() as executor:
+        # Connected by the executor, as with RAY_ADDRESS: the workers' settings are the job's runtime_env.
+        with RayExecutor(address=cluster.address) as executor:
             results = executor.map(node_of, jobs, describe=describe, resources=Resources(cpus=2))
-        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+            facts = executor.map(worker_facts, jobs[:2], describe=describe)
+            nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
     finally:
         ray.shutdown()  # before the nodes: the cluster refuses to remove the driver's node
         cluster.shutdown()
-    return {"results": results, "nodes": nodes}
+    return {"results": results, "nodes": nodes, "facts": facts}
 
 
 def pipeline_scenario(folder: Path) -> dict[str, Any]:
