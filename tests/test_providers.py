@@ -637,7 +637,7 @@ def avro_bytes(count: int) -> bytes:
     return out.getvalue()
 
 
-def test_an_avro_file_is_read_record_by_record(tmp_path: Path) -> None:
+def test_an_avro_file_is_read_in_file_order(tmp_path: Path) -> None:
     outcome = ingest_text("export/users.messages.email.Open/part-0.avro", avro_bytes(500), tmp_path)
     rows = outcome.events.sort("_ordinal")
     assert rows.height == 500 and outcome.quarantine.is_empty()

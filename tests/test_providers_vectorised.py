@@ -3,16 +3,19 @@ record: rows (`extra` text included), rejections, ignored events; and clean bloc
 
 from __future__ import annotations
 
+import io
 import json
 import string
 from pathlib import Path
 from typing import Any
 
+import fastavro
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.reading import Limits, ReadContext, SourceRule, Sources, read_batches
+from etl.reading import Limits, ReadContext, SourceRule, Sources, Tuning, read_batches
 from etl.reading.providers.vectorised import may_hold_null_text
 from tests.test_reading_fast import outcome_rows
 
@@ -245,3 +248,112 @@ def test_small_blocks_of_provider_lines_are_read_together_and_agree() -> None:
     assert frame["source_position"].to_list() == [f"line {n}" for n in range(1, 201)]
     slow = list(read_batches("ses.ndjson", iter(chunks), Limits(vectorised=False)))
     assert [row[0] for batch in slow for row in batch.rows] == frame["user_id"].to_list()
+
+
+# --- Braze Currents Avro --------------------------------------------------------------------------
+
+
+def _optional(name: str, kind: Any) -> dict[str, Any]:
+    return {"name": name, "type": ["null", kind], "default": None}
+
+
+def currents_schema(event_type: str) -> dict[str, Any]:
+    channel_kind = event_type.rsplit(".", 1)
+    return {
+        "type": "record",
+        "name": channel_kind[1],
+        "namespace": f"dataexport.S3.inner.{channel_kind[0]}",
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "user_id", "type": "string"},
+            _optional("external_user_id", "string"),
+            {"name": "time", "type": "int"},
+            _optional("campaign_id", "string"),
+            _optional("canvas_id", "string"),
+            _optional("send_id", "string"),
+            _optional("dispatch_id", "string"),
+            _optional("url", "string"),
+            _optional("machine_open", "string"),
+            _optional("is_suspected_bot_click", "boolean"),
+            _optional("note", "string"),
+            _optional("tags", {"type": "array", "items": ["null", "string"]}),
+        ],
+    }
+
+
+maybe_null = st.one_of(st.none(), st.none(), texts.map(lambda value: None if value is None else str(value)))
+currents_records = st.fixed_dictionaries(
+    {
+        "id": plain,
+        "user_id": st.sampled_from(["u1", "", "  u2 ", "é"]),
+        "external_user_id": st.one_of(st.none(), st.sampled_from(["x1", "", " "])),
+        "time": st.integers(0, 2**31 - 1),
+        "campaign_id": maybe_null,
+        "canvas_id": maybe_null,
+        "send_id": maybe_null,
+        "dispatch_id": maybe_null,
+        "url": maybe_null,
+        "machine_open": st.one_of(st.none(), st.sampled_from(["true", "false", "", "maybe"])),
+        "is_suspected_bot_click": st.one_of(st.none(), st.booleans()),
+        "note": st.one_of(st.none(), tricky),
+        "tags": st.one_of(st.none(), st.lists(st.one_of(st.none(), tricky), max_size=3)),
+    }
+)
+currents_types = st.sampled_from(
+    [
+        "users.messages.email.Open",
+        "users.messages.email.Click",
+        "users.messages.sms.ShortLinkClick",
+        "users.messages.pushnotification.Send",
+        "users.messages.email.Deferral",
+    ]
+)
+
+
+def avro_file(event_type: str, records: list[dict[str, Any]], sync_interval: int = 200) -> bytes:
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(currents_schema(event_type))
+    fastavro.writer(out, schema, records, sync_interval=sync_interval, codec="deflate")
+    return out.getvalue()
+
+
+@settings(max_examples=100)
+@given(currents_types, st.lists(currents_records, min_size=1, max_size=12), st.integers(1, 5))
+def test_braze_avro_agrees_on_both_paths(event_type: str, records: list[dict[str, Any]], run: int) -> None:
+    content = avro_file(event_type, records)
+    name = "currents/part-0.avro"
+    tuning = Tuning(judge_rows=run, batch_rows=2)  # several runs of blocks, several batches when declined
+    fast = outcome_rows(Path("."), content, name=name, limits=Limits(tuning=tuning))
+    slow = outcome_rows(Path("."), content, name=name, limits=Limits(vectorised=False, tuning=tuning))
+    assert fast == slow
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.9])
+def test_a_damaged_avro_file_reads_alike_on_both_paths(cut: float) -> None:
+    records = [
+        {"id": f"e{n}", "user_id": f"u{n}", "time": 1714557600 + n, "machine_open": "true", "tags": ["a", None]}
+        for n in range(400)
+    ]
+    data = avro_file("users.messages.email.Open", records)
+    content = data[: int(len(data) * cut)]
+    tuning = Tuning(judge_rows=50)
+    fast = outcome_rows(Path("."), content, name="x.avro", limits=Limits(tuning=tuning))
+    slow = outcome_rows(Path("."), content, name="x.avro", limits=Limits(vectorised=False, tuning=tuning))
+    assert fast == slow
+    _, _, rows, rejections, _ = fast
+    assert 0 < len(rows) < 400 and [r[3] for r in rejections] == ["unreadable_file"], rejections
+
+
+def test_clean_braze_avro_is_read_at_once_in_runs_of_blocks() -> None:
+    records = [
+        {"id": f"e{n}", "user_id": f"u{n}", "time": 1714557600 + n, "machine_open": None, "campaign_id": "C"}
+        for n in range(1000)
+    ]
+    content = avro_file("users.messages.email.Open", records)
+    chunks = iter([content[at : at + 999] for at in range(0, len(content), 999)])
+    batches = list(read_batches("x.avro", chunks, Limits(tuning=Tuning(judge_rows=300))))
+    assert all(batch.frame is not None for batch in batches) and len(batches) > 1
+    assert all(batch.count >= 300 for batch in batches[:-1]) and sum(batch.count for batch in batches) == 1000
+    frame = pl.concat([batch.frame for batch in batches if batch.frame is not None])
+    assert frame["source_position"].to_list() == [f"record {n}" for n in range(1000)]
+    assert frame["user_id"].to_list() == [f"u{n}" for n in range(1000)]

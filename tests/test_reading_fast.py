@@ -60,7 +60,7 @@ lines = st.lists(st.one_of(clean.map(json.dumps), clean.map(json.dumps), odd_lin
 
 def outcome_rows(
     tmp_path: Path,
-    content: str,
+    content: str | bytes,
     vectorised: bool = True,
     name: str = "f.ndjson",
     tuning: Tuning = Tuning(),
@@ -73,7 +73,8 @@ def outcome_rows(
     count, rows, rejections, parsed = 0, [], [], False
     ignored: Counter[tuple[str, str]] = Counter()
     raw_at = ROW_COLUMNS.index("raw")
-    for batch in read_batches(name, iter([content.encode("utf-8")]), limits):
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    for batch in read_batches(name, iter([data]), limits):
         count += batch.count
         parsed = parsed or batch.parsed
         ignored.update(batch.ignored)

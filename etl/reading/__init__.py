@@ -12,7 +12,7 @@
 - `providers`: one adapter per other provider (SendGrid, Mailgun, Postmark, SES, Segment, Braze), each
   a mapping table and a pure function from a record to rows or ignored events; `providers.vectorised`
   reads SendGrid arrays and SES NDJSON a block at a time.
-- `avro`: Avro container files (Braze Currents), streamed with fastavro, mapped record by record.
+- `avro`: Avro container files (Braze Currents), streamed block by block with fastavro, read at once by polars.
 - `pseudonymise`: email addresses as user ids replaced by their HMAC when a key is set.
 - `batches`: puts them together; `read_batches` is the entry point.
 - `types`: the shared vocabulary (options, sources, units, rows, batches), importing nothing from `etl`.

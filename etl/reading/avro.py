@@ -1,35 +1,47 @@
-"""Avro container files (Braze Currents' export format), read block by block with fastavro.
+"""Avro container files (Braze Currents' export format), streamed block by block with fastavro.
 
 A container holds records of one schema, whose name is the Braze event type
-(`dataexport.S3.inner.users.messages.email.Open`); each record is mapped by the Braze adapter. The file
-streams through fastavro's reader, one block at a time, so a large file is never held whole. Damage
-(a file cut short, a corrupt block) ends the reading: the records before it load, and the rest of
-the file is quarantined as one record.
+(`dataexport.S3.inner.users.messages.email.Open`). Consecutive blocks are gathered, up to `judge_rows`
+records, into a container of their own (the same schema, their records in one uncompressed block),
+which polars reads at once and `vectorised.braze_rows` maps; a run it declines is read record by record
+and mapped by the Braze adapter. A large file is never held whole. Damage (a file cut short, a corrupt
+block) ends the reading: the records before it load, and the rest of the file is quarantined as one
+record.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import fastavro
+import polars as pl
 
 from etl.reading.providers import braze
 from etl.reading.providers.base import rejected
-from etl.reading.types import Expanded, ReadContext, RecordBatch
+from etl.reading.providers.vectorised import braze_rows
+from etl.reading.types import Expanded, Limits, ReadContext, RecordBatch
 
 
 class ChunkStream(io.RawIOBase):
-    """A readable stream over an iterator of byte chunks (what fastavro reads from)."""
+    """A readable stream over an iterator of byte chunks (what fastavro reads from). It tells where
+    it is (fastavro's block reader asks) but cannot seek."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._pending = b""
+        self._position = 0
 
     def readable(self) -> bool:
         return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if (offset, whence) != (0, io.SEEK_CUR):
+            raise io.UnsupportedOperation("seek")
+        return self._position
 
     def readinto(self, buffer: Any) -> int:
         while not self._pending:
@@ -40,38 +52,151 @@ class ChunkStream(io.RawIOBase):
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
+        self._position += size
         return size
 
 
-def avro_batches(chunks: Iterator[bytes], context: ReadContext, batch_rows: int) -> Iterator[RecordBatch]:
+def avro_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) -> Iterator[RecordBatch]:
     """Every record of an Avro container file, mapped, in batches numbered in file order."""
-    batch = RecordBatch(0)
-    for expanded, parsed in _records(chunks, context):
+    stream = io.BufferedReader(ChunkStream(chunks), buffer_size=1024 * 1024)
+    index = ordinal = 0  # the next record's index in the file, and the next row's or rejection's ordinal
+    try:
+        reader = fastavro.block_reader(stream)
+        event_type = _event_type(reader.writer_schema, context.name)
+        runs = _runs(reader, limits.tuning.judge_rows)
+    except Exception as err:
+        yield _damaged(index, ordinal, err)
+        return
+    for run in runs:
+        if isinstance(run, Exception):
+            yield _damaged(index, ordinal, run)
+            return
+        container, count = run
+        fast = _at_once(container, event_type, index, ordinal, context) if limits.use_vectorised else None
+        batches, damaged = (
+            ([fast], False) if fast is not None else _one_by_one(container, event_type, index, ordinal, limits)
+        )
+        for batch in batches:
+            yield batch
+            ordinal += batch.count
+        if damaged:
+            return
+        index += count
+
+
+Run = tuple[bytes, int]  # a container of consecutive blocks' records, and how many records it holds
+
+
+def _runs(reader: Any, rows: int) -> Iterator[Run | Exception]:
+    """The file's blocks gathered into containers of about `rows` records; the damage that ended the
+    reading last, after the records before it."""
+    header, sync = _header(reader.metadata["avro.schema"])
+    parts: list[bytes] = []
+    count = 0
+    damage: Exception | None = None
+    try:
+        for block in reader:
+            parts.append(block.bytes_.getvalue())  # the block's records, decompressed
+            count += block.num_records
+            if count >= rows:
+                yield _container(header, sync, parts, count), count
+                parts, count = [], 0
+    except Exception as err:
+        damage = err
+    if count:
+        yield _container(header, sync, parts, count), count
+    if damage is not None:
+        yield damage
+
+
+def _header(schema: str) -> tuple[bytes, bytes]:
+    """An Avro container's header for `schema`, blocks uncompressed, and its sync marker."""
+    sync = os.urandom(16)
+    metadata = [(b"avro.schema", schema.encode()), (b"avro.codec", b"null")]
+    entries = b"".join(_bytes(key) + _bytes(value) for key, value in metadata)
+    return b"Obj\x01" + _long(len(metadata)) + entries + _long(0) + sync, sync
+
+
+def _container(header: bytes, sync: bytes, parts: list[bytes], count: int) -> bytes:
+    body = b"".join(parts)
+    return b"".join((header, _long(count), _long(len(body)), body, sync))
+
+
+def _long(value: int) -> bytes:
+    """Avro's zig-zag variable-length encoding of an integer."""
+    value = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while value & ~0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _bytes(value: bytes) -> bytes:
+    return _long(len(value)) + value
+
+
+def _at_once(container: bytes, event_type: str, index: int, ordinal: int, context: ReadContext) -> RecordBatch | None:
+    """A run's records read by polars and mapped at once, or None to read them one by one."""
+    try:
+        records = pl.read_avro(io.BytesIO(container))
+    except Exception:  # a type polars does not read, a record it cannot decode: the slow path words it
+        return None
+    frame = records if "event_type" in records.columns else records.with_columns(event_type=pl.lit(event_type))
+    read = braze_rows(frame, index, "record {}", context)
+    if read is None:
+        return None
+    rows, sources, ignored = read
+
+    def raw_of(row: int) -> str:  # as the record-by-record path keeps it
+        return _raw(records.row(int(sources[row]), named=True))
+
+    return RecordBatch(ordinal, count=rows.height, parsed=True, frame=rows, raw_of=raw_of, ignored=ignored)
+
+
+def _one_by_one(
+    container: bytes, event_type: str, index: int, ordinal: int, limits: Limits
+) -> tuple[list[RecordBatch], bool]:
+    """A run's records read and mapped one at a time, in batches, and whether damage ended the reading
+    (its rejection last)."""
+    batches = [RecordBatch(ordinal)]
+    damaged = False
+    for expanded, parsed in _records(container, event_type, index):
+        batch = batches[-1]
         batch.add(expanded)
         batch.parsed = batch.parsed or parsed
-        if batch.count >= batch_rows:
-            yield batch
-            batch = RecordBatch(batch.first_ordinal + batch.count)
-    if batch.count or batch.ignored:
-        yield batch
+        damaged = not parsed
+        if batch.count >= limits.tuning.batch_rows:
+            batches.append(RecordBatch(batch.first_ordinal + batch.count))
+    return [batch for batch in batches if batch.count or batch.ignored], damaged
 
 
-def _records(chunks: Iterator[bytes], context: ReadContext) -> Iterator[tuple[Expanded, bool]]:
-    stream = io.BufferedReader(ChunkStream(chunks), buffer_size=1024 * 1024)
-    index = 0
+def _records(container: bytes, event_type: str, index: int) -> Iterator[tuple[Expanded, bool]]:
     try:
-        reader = fastavro.reader(stream)
-        event_type = _event_type(reader.writer_schema, context.name)
-        for record in reader:
+        for record in fastavro.reader(io.BytesIO(container)):
             if not isinstance(record, dict):  # a container of other than records: not Currents'
                 raise ValueError(f"a {type(record).__name__}, not a record")
-            raw = json.dumps(record, ensure_ascii=False, default=str)
-            yield braze.expand_currents(record, event_type, f"record {index}", raw), True
+            yield braze.expand_currents(record, event_type, f"record {index}", _raw(record)), True
             index += 1
     except Exception as err:
-        where = "the file is not an Avro container" if index == 0 else f"after record {index - 1}"
-        detail = f"unreadable Avro data ({where}): {type(err).__name__}: {err}; the rest of the file is not read"
-        yield rejected(f"record {index}", "", "unreadable_file", detail), False
+        yield _unreadable(index, err), False
+
+
+def _raw(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+def _damaged(index: int, ordinal: int, err: Exception) -> RecordBatch:
+    batch = RecordBatch(ordinal)
+    batch.add(_unreadable(index, err))
+    return batch
+
+
+def _unreadable(index: int, err: Exception) -> Expanded:
+    where = "the file is not an Avro container" if index == 0 else f"after record {index - 1}"
+    detail = f"unreadable Avro data ({where}): {type(err).__name__}: {err}; the rest of the file is not read"
+    return rejected(f"record {index}", "", "unreadable_file", detail)
 
 
 def _event_type(schema: Any, name: str) -> str:

@@ -31,7 +31,7 @@ def read_batches(name: str, chunks: Iterator[bytes], limits: Limits) -> Iterator
     tuning = limits.tuning
     context = limits.sources.context(name)
     if is_avro(name):
-        return avro_batches(chunks, context, tuning.batch_rows)
+        return avro_batches(chunks, limits, context)
     if is_line_delimited(name):
         return _joined(_line_batches(chunks, limits, context), tuning.judge_rows)
     read_window = (

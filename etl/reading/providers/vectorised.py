@@ -1,4 +1,5 @@
-"""The high-volume provider shapes read a block at a time: SendGrid arrays and SES Firehose NDJSON.
+"""The high-volume provider shapes read a block at a time: SendGrid arrays, SES Firehose NDJSON and
+Braze Currents' Avro files.
 
 Arrow parses the block with its types inferred (a few fields pinned to text); the provider's table
 (`sendgrid.TABLE`, `ses.TABLE`) becomes polars expressions, and `extra` is written by `json_text`, a
@@ -21,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 from polars.datatypes import DataTypeClass
 
-from etl.reading.providers import sendgrid, ses
+from etl.reading.providers import braze, sendgrid, ses
 from etl.reading.providers.base import CONTRACT_EVENTS, ISO_TIMESTAMP, TRIM, Table
 from etl.reading.types import ROW_COLUMNS, Ignored, ReadContext
 
@@ -307,10 +308,70 @@ def _ses_time(fields: _Fields, kind: pl.Expr) -> tuple[pl.Expr, Used, pl.Expr]:
 _SES_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z$"  # one accepted form
 
 
+# --- Braze Currents (Avro) -----------------------------------------------------------------------
+
+
+def braze_rows(frame: pl.DataFrame, first: int, position: str, context: ReadContext) -> Read:
+    """Currents records as Avro gives them (flat: text, integers, booleans, lists of text), with their
+    event type in an `event_type` column (the schema's name, as `braze.expand_currents` adds it)."""
+    table, fields = braze.TABLE, _Fields(frame)
+    if not _is_text(fields, "event_type") or not all(_avro_plain(dtype) for dtype in frame.schema.values()):
+        return None
+    name = pl.col("event_type")
+    event = fields.rule_event(table, name)
+    user, user_used, user_bad = fields.first_of(table.user_id.paths)
+    campaign, campaign_used, campaign_bad = fields.first_of(table.campaign_id.paths)
+    message_id, message_used, message_bad = fields.first_of(table.message_id.paths)
+    url, url_used, url_bad = fields.first_of(table.url.paths)
+    stamp, stamp_dtype = fields.get("time")
+    machine, machine_dtype = fields.get("machine_open")
+    bot, bot_dtype = fields.get("is_suspected_bot_click")
+    if not (stamp_dtype.is_integer() or isinstance(stamp_dtype, pl.Null)):
+        return None
+    if machine_dtype not in (pl.String, pl.Boolean, pl.Null) or bot_dtype not in (pl.Boolean, pl.Null):
+        return None  # the adapter's rules for other types (any other value is a machine open, …)
+    viewed, clicked = event == CONTRACT_EVENTS["Viewed"], event == CONTRACT_EVENTS["Clicked"]
+    used: Used = {"event_type": pl.lit(True), "time": stamp.is_not_null()}
+    used["machine_open"] = viewed & machine.is_not_null()
+    if machine_dtype == pl.String:  # `braze.MACHINE_OPEN`: "" says nothing, "false" is no, any other text yes
+        machine = pl.when(machine == "").then(None).otherwise(machine != "false")
+    used["is_suspected_bot_click"] = clicked & bot.is_not_null()
+    for paths, conditions in (
+        (table.user_id.paths, user_used),
+        (table.campaign_id.paths, campaign_used),
+        (table.message_id.paths, message_used),
+        (table.url.paths, url_used),
+    ):
+        for path, condition in zip(paths, conditions, strict=True):
+            used[path] = used[path] | condition if path in used else condition
+    channel = name.str.split(".").list.get(2, null_on_oob=True).replace_strict(braze.CHANNELS, default=None)
+    columns = {
+        "user_id": user,
+        "event": event,
+        "timestamp_text": pl.lit(None, pl.String),
+        "timestamp_number": stamp.cast(pl.Float64),
+        "channel": channel,
+        "url": url,
+        "campaign_id": campaign,
+        "message_id": message_id,
+        "machine_open": pl.when(viewed).then(machine.cast(pl.Boolean)),
+        "suspected_bot": pl.when(clicked).then(bot.cast(pl.Boolean)),
+    }
+    awkward = name.is_null() | (name == "") | user_bad | campaign_bad | message_bad | url_bad
+    return _finish(frame, table, name, event, columns, used, awkward, first, position)
+
+
+def _avro_plain(dtype: DType) -> bool:
+    """The types of Braze's published schemas: anything else goes record by record."""
+    if isinstance(dtype, pl.List):
+        return dtype.inner == pl.String
+    return dtype == pl.String or dtype == pl.Boolean or dtype.is_integer() or isinstance(dtype, pl.Null)
+
+
 # --- shared ---------------------------------------------------------------------------------------
 
 Reader = Callable[[pl.DataFrame, int, str, ReadContext], Read]
-READERS: dict[str, Reader] = {"sendgrid": sendgrid_rows, "ses": ses_rows}
+READERS: dict[str, Reader] = {"sendgrid": sendgrid_rows, "ses": ses_rows, "braze": braze_rows}
 
 
 def _is_text(fields: _Fields, path: str) -> bool:
