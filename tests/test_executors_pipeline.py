@@ -84,8 +84,9 @@ def test_an_executor_that_cannot_be_used_is_a_usage_error(tmp_path: Path, monkey
 @pytest.mark.heavy
 @pytest.mark.parametrize("scenario", ["pipeline", "pipeline_cluster_s3"])
 def test_ray_gives_the_tables_of_one_process(tmp_path: Path, scenario: str) -> None:
-    """Ray started for the run, and Ray's two-node test cluster with landing and warehouse in the S3
-    test server (no shared local disk), each in a network namespace with only loopback."""
+    """`etl run --executor ray` from the command line (a Ray started for the run), and Ray's two-node
+    test cluster with landing and warehouse in the S3 test server (no shared local disk), each in a
+    network namespace with only loopback."""
     from tests.support.ray_cluster import run_scenario
 
     landing = landing_zone(tmp_path)
@@ -93,7 +94,9 @@ def test_ray_gives_the_tables_of_one_process(tmp_path: Path, scenario: str) -> N
     run_at(landing, local)
     found: dict[str, Any] = run_scenario(scenario, tmp_path)
     assert found["interfaces"] == ["lo"]
-    assert found["exit_code"] == 0
+    assert found["exit_code"] == 0, found.get("stderr")
+    if scenario == "pipeline":  # the command line's summary of the run
+        assert "done in" in found["stdout"] and "quarantined" in found["stdout"]
     if scenario == "pipeline_cluster_s3":
         assert len(found["nodes"]) == 2 and len(found["task_nodes"]) == 2  # units ran on both nodes
     assert_same_tables(local, tmp_path / "wh-ray")

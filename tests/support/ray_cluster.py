@@ -7,7 +7,9 @@ It returns what the scenario wrote to FOLDER/result.json.
 
 Inside: one scenario per Ray start (a start costs seconds), checking many things with one instance:
 - `local`: a Ray started by `RayExecutor` itself for the run (127.0.0.1, no dashboard);
-- `cluster`: Ray's multi-node test cluster, two nodes of two CPUs, and a map spread over both.
+- `cluster`: Ray's multi-node test cluster, two nodes of two CPUs, and a map spread over both;
+- `pipeline`: `etl run --executor ray` from the command line, with a Ray it starts for the run;
+- `pipeline_cluster_s3`: the run on the two-node cluster, landing and warehouse in the S3 test server.
 """
 
 from __future__ import annotations
@@ -163,13 +165,14 @@ def cluster_scenario(folder: Path) -> dict[str, Any]:
 
 
 def pipeline_scenario(folder: Path) -> dict[str, Any]:
-    """`etl run --executor ray` on the test's landing zone, with a Ray started for the run."""
-    from etl.pipeline import run
-    from etl.settings import Settings
-    from tests.helpers import fixed_clock
+    """`etl run --executor ray` on the test's landing zone, as users run it (the command line), with a
+    Ray started for the run."""
+    import subprocess
 
-    result = run(Settings(folder / "landing", folder / "wh-ray", executor="ray", workers=2), clock=fixed_clock())
-    return {"exit_code": result.exit_code}
+    command = [sys.executable, "-m", "etl", "run", "--landing", str(folder / "landing")]
+    command += ["--warehouse", str(folder / "wh-ray"), "--executor", "ray", "--workers", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=SCENARIO_SECONDS, check=False)
+    return {"exit_code": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-4000:]}
 
 
 def stage_one_noting_its_node(job: Any) -> Any:
