@@ -11,7 +11,7 @@ number with a fraction in `extra`) makes the block decline: it is then read reco
 
 from __future__ import annotations
 
-import re
+import json
 from collections import Counter
 from collections.abc import Callable
 from functools import cache
@@ -475,9 +475,6 @@ def _named(used: Used, conditions: dict[str, pl.Expr]) -> Used:
 
 # --- `extra`, as `base.extra_json` writes it ---------------------------------------------------------
 
-#: A JSON string, as written (escapes and all), then `:null`: an object member without a value.
-_NULL_MEMBER = r'"(?:[^"\\]|\\.)*":null'
-
 
 def extra_expr(frame: pl.DataFrame, used: Used) -> tuple[pl.Expr, pl.Expr]:
     """Each record's `extra` text, and where it cannot be written exactly.
@@ -485,37 +482,64 @@ def extra_expr(frame: pl.DataFrame, used: Used) -> tuple[pl.Expr, pl.Expr]:
     Polars writes the JSON (it escapes as Python's json does) of each record rebuilt with its keys
     sorted; members that are null or went to a column (`used`) must then go. When only top-level
     fields went to columns (SendGrid), the record is written member by member, leaving those out;
-    otherwise (SES) it is written whole and the null members are cut out of the text: cheap where the
-    records are large and nested. A record whose text could make the cut go wrong is awkward
-    (`_confusing`)."""
-    nulls = _NullCheck(frame)
+    otherwise (SES) it is written whole and the null members are cut out of the text (`_NullCut`):
+    cheap where the records are large and nested."""
+    nulls, cut = _NullCheck(frame), _NullCut(frame.schema)
     fields: list[tuple[str, pl.Expr, DType]] = [(name, pl.col(name), dtype) for name, dtype in frame.schema.items()]
     if any(isinstance(below, dict) for below in used.values()):
         record, awkward = _rebuilt(fields, used, nulls)
-        written = record.struct.json_encode()
-        text, awkward = _without_null_members(written), awkward | _confusing(written)
+        text, bad = cut(record.struct.json_encode())
+        awkward = awkward | bad
     else:
-        text, awkward = _member_by_member(fields, used, nulls)
+        text, awkward = _member_by_member(fields, used, nulls, cut)
     return pl.when(text != "{}").then(text), awkward
 
 
-def _without_null_members(text: pl.Expr) -> pl.Expr:
-    # Leftmost first, a member after another goes with the comma before it; a first member leaves `{,`.
-    return text.str.replace_all(f",?{_NULL_MEMBER}", "").str.replace_all("{,", "{", literal=True)
+class _NullCut:
+    """Cuts the null members out of the JSON text polars wrote for a block's records.
 
-
-def _confusing(text: pl.Expr) -> pl.Expr:
-    """Where cutting null members out of this JSON text may go wrong.
-
-    Only a string (key or value) that begins with `:null` or holds `{,` can mislead the cut: a match
-    may then start at a closing quote and end in that string. Such a string opens with a quote after
-    `:`, `[`, `,` or `{` (polars writes no spaces), where a member's key closes with one after its own
-    text; so those, and any `{,`, are looked for in the text polars wrote (escapes already resolved).
+    A null member is `"key":null` for one of the block's keys (any depth): after another member it
+    goes with the comma before it, `,"key":null`; a first member leaves `{` (or `{}`). Such a match
+    cannot start inside a string: its quote follows `,` or `{`, so it is not escaped; were it the
+    closing quote of a string, a `:`, `,`, `]` or `}` would follow it, and no key may begin with one
+    of those (a block with such a key declines). Whatever the cut leaves that looks like a null
+    member (a key written otherwise than expected, a string holding `":null`) makes the record awkward.
     """
-    return text.str.contains(_CONFUSING).fill_null(False)
+
+    def __init__(self, schema: pl.Schema) -> None:
+        names: set[str] = set()
+        for name, dtype in schema.items():
+            names.add(name)
+            _names_within(dtype, names)
+        written = sorted(json.dumps(name, ensure_ascii=False)[1:-1] for name in names)
+        self.usable = not any(key[:1] in _CLOSING_FOLLOWERS for key in written)
+        keys = "|".join(_regex_literal(key) for key in written)
+        self._after = f',"(?:{keys})":null'
+        self._first = f'\\{{"(?:{keys})":null,?'
+
+    def __call__(self, text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+        """The text without its null members, and where it cannot be trusted."""
+        if not self.usable:
+            return text, pl.lit(True)
+        cut = text.str.replace_all(self._after, "").str.replace_all(self._first, "{")
+        return cut, cut.str.contains('":null', literal=True).fill_null(False)
 
 
-_CONFUSING = r'[:\[,{]":null|\{,'
+_CLOSING_FOLLOWERS = (":", ",", "]", "}")  # what may follow the closing quote of a string
+_REGEX_META = frozenset("\\.+*?()|[]{}^$#&-~")
+
+
+def _names_within(dtype: DType, names: set[str]) -> None:
+    if isinstance(dtype, pl.Struct):
+        for field in dtype.fields:
+            names.add(field.name)
+            _names_within(field.dtype, names)
+    elif isinstance(dtype, pl.List | pl.Array):
+        _names_within(dtype.inner, names)
+
+
+def _regex_literal(text: str) -> str:
+    return "".join(f"\\{char}" if char in _REGEX_META else char for char in text)
 
 
 class _NullCheck:
@@ -541,7 +565,7 @@ class _NullCheck:
 
 
 def _member_by_member(
-    fields: list[tuple[str, pl.Expr, DType]], used: Used, nulls: _NullCheck
+    fields: list[tuple[str, pl.Expr, DType]], used: Used, nulls: _NullCheck, cut: _NullCut
 ) -> tuple[pl.Expr, pl.Expr]:
     """An object's text written one member at a time, keys sorted, leaving out null and used members."""
     members, awkward = [], pl.lit(False)
@@ -551,9 +575,10 @@ def _member_by_member(
             present = present & ~used[name].fill_null(False)
         value, bad = _writable(expr, dtype)
         written = pl.struct(value.alias(name)).struct.json_encode()  # `{"name":value}`
-        member = written.str.strip_prefix("{").str.strip_suffix("}")
         if nulls.anywhere(expr, dtype):
-            member, bad = _without_null_members(member), bad | _confusing(written)  # (a key may begin so)
+            written, left = cut(written)
+            bad = bad | left
+        member = written.str.strip_prefix("{").str.strip_suffix("}")
         members.append(pl.when(present).then(member))
         awkward = awkward | (present & bad)
     body = pl.concat_str(members, separator=",", ignore_nulls=True) if members else pl.lit("")
@@ -587,7 +612,7 @@ def _rebuilt(fields: list[tuple[str, pl.Expr, DType]], used: Used | None, nulls:
 def _writable(expr: pl.Expr, dtype: DType) -> tuple[pl.Expr, pl.Expr]:
     """The value as polars should write it (objects in lists with their keys sorted), and where it cannot
     be written exactly: a number with a fraction (`1` or `1.0`?), a date Arrow recognised (its text is
-    lost), a key that could confuse cutting out null members."""
+    lost)."""
     if _plain(dtype):
         return expr, pl.lit(False)
     if isinstance(dtype, pl.Struct) and _writable_type(dtype):
@@ -601,25 +626,11 @@ def _writable(expr: pl.Expr, dtype: DType) -> tuple[pl.Expr, pl.Expr]:
     return pl.lit(None), pl.lit(True)
 
 
-def may_hold_null_text(data: bytes) -> bool:
-    """Whether some string of these JSON bytes may hold `:null` or `{,` (as written, or through escapes),
-    which could make cutting out null members go wrong (for keys, which decide how a value is written)."""
-    if b":null" in data or b"{," in data:
-        return True
-    return b"\\u" in data and _ESCAPED_NULL.search(data) is not None
-
-
-_ESCAPED_NULL = re.compile(
-    rb"(?i)(?::|\\u003a)(?:n|\\u006e)(?:u|\\u0075)(?:l|\\u006c)(?:l|\\u006c)|(?:\{|\\u007b)(?:,|\\u002c)"
-)
-
-
 def _plain(dtype: DType) -> bool:
-    """Written as it is: scalars, lists of them, and structs whose keys are sorted all the way down
-    (and safe: no key that could confuse cutting out null members)."""
+    """Written as it is: scalars, lists of them, and structs whose keys are sorted all the way down."""
     if isinstance(dtype, pl.Struct):
         names = tuple(field.name for field in dtype.fields)
-        return _sorted_safe(names) and all(_plain(field.dtype) for field in dtype.fields)
+        return _sorted(names) and all(_plain(field.dtype) for field in dtype.fields)
     if isinstance(dtype, pl.List):
         return _plain(dtype.inner)
     return dtype == pl.String or dtype == pl.Boolean or dtype.is_integer() or isinstance(dtype, pl.Null)
@@ -634,20 +645,13 @@ def _holds_objects_in_lists(dtype: DType) -> bool:
 
 
 @cache
-def _safe(names: tuple[str, ...]) -> bool:
-    return not any(may_hold_null_text(name.encode()) for name in names)
-
-
-@cache
-def _sorted_safe(names: tuple[str, ...]) -> bool:
-    return list(names) == sorted(names) and _safe(names)
+def _sorted(names: tuple[str, ...]) -> bool:
+    return list(names) == sorted(names)
 
 
 def _writable_type(dtype: DType) -> bool:
     if isinstance(dtype, pl.Struct):
-        return _safe(tuple(field.name for field in dtype.fields)) and all(
-            _writable_type(field.dtype) for field in dtype.fields
-        )
+        return all(_writable_type(field.dtype) for field in dtype.fields)
     if isinstance(dtype, pl.List):
         return _writable_type(dtype.inner)
     return dtype == pl.String or dtype == pl.Boolean or dtype.is_integer() or isinstance(dtype, pl.Null)
