@@ -40,6 +40,7 @@ log = logging.getLogger("etl")
 INSTALL_HINT = "--executor ray needs Ray: pip install 'outbound-events-etl[ray]'"
 _SETTLE_SECONDS = 60  # after a failure, how long to wait for cancelled tasks to end
 _stopping: threading.Thread | None = None  # a Ray of this process being stopped
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 def import_ray() -> ModuleType:
@@ -141,6 +142,8 @@ class RayExecutor(Closing):
                 )
             else:
                 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                # Ray starts it with token authentication, and says so on every run: that is for us to know.
+                logging.getLogger(_AUTH_LOGGER).setLevel(logging.ERROR)
                 with _inherited(given):
                     ray.init(
                         address="local",  # not a cluster found in /tmp/ray: a Ray of this run's own
