@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.reading import Limits, ReadContext, SourceRule, Sources, Tuning, read_batches
+from etl.reading import ROW_COLUMNS, Limits, ReadContext, SourceRule, Sources, Tuning, read_batches
 from tests.test_reading_fast import outcome_rows
 
 # Text that JSON must escape, that looks like structure, and that is not ASCII; and text that looks
@@ -363,3 +363,59 @@ def test_clean_braze_avro_is_read_at_once_in_runs_of_blocks() -> None:
     frame = pl.concat([batch.frame for batch in batches if batch.frame is not None])
     assert frame["source_position"].to_list() == [f"record {n}" for n in range(1000)]
     assert frame["user_id"].to_list() == [f"u{n}" for n in range(1000)]
+    tuning = Tuning(judge_rows=300)
+    fast = outcome_rows(Path("."), content, name="x.avro", limits=Limits(tuning=tuning))
+    slow = outcome_rows(Path("."), content, name="x.avro", limits=Limits(vectorised=False, tuning=tuning))
+    assert fast == slow  # `extra`, raw text, ordinals and counts too
+
+
+def _avro_of(fields: list[dict[str, Any]], records: list[dict[str, Any]]) -> bytes:
+    schema = {"type": "record", "name": "Open", "namespace": "dataexport.S3.inner.users.messages.email"}
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema({**schema, "fields": fields}), records)
+    return out.getvalue()
+
+
+BASIC = [{"name": "user_id", "type": "string"}, {"name": "time", "type": "long"}]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ({"name": "m", "type": {"type": "map", "values": "string"}}, {"k": "v"}),  # polars panics on maps
+        ({"name": "external_user_id", "type": {"type": "string", "logicalType": "uuid"}}, "7f0c"),  # not a UUID
+        ({"name": "_record", "type": "string"}, "x"),  # the name of a column the mapping makes
+        ({"name": "tags", "type": {"type": "array", "items": "long"}}, [1, 2]),
+    ],
+)
+def test_avro_fields_the_fast_path_does_not_read_as_the_record_reader_go_record_by_record(
+    field: dict[str, Any], value: Any
+) -> None:
+    content = _avro_of([*BASIC, field], [{"user_id": "u", "time": 1714557600, field["name"]: value}])
+    fast = outcome_rows(Path("."), content, name="x.avro")
+    slow = outcome_rows(Path("."), content, name="x.avro", limits=Limits(vectorised=False))
+    assert fast == slow
+
+
+def test_avro_data_polars_cannot_decode_is_damage_not_a_crash() -> None:
+    content = _avro_of(BASIC, [{"user_id": "u", "time": 1}]).replace(b"\x02u\x02", b"\x7eu\x02")
+    fast = outcome_rows(Path("."), content, name="x.avro")
+    slow = outcome_rows(Path("."), content, name="x.avro", limits=Limits(vectorised=False))
+    assert fast == slow
+    assert [rejection[3] for rejection in fast[3]] == ["unreadable_file"]
+
+
+def test_an_avro_file_cut_inside_its_last_sync_marker_loads_the_last_block() -> None:
+    content = _avro_of(BASIC, [{"user_id": f"u{n}", "time": 1714557600 + n} for n in range(10)])[:-5]
+    for limits in (Limits(), Limits(vectorised=False)):
+        _, _, rows, rejections, _ = outcome_rows(Path("."), content, name="x.avro", limits=limits)
+        assert [row[1] for row in rows] == [f"u{n}" for n in range(10)]
+        assert [(r[1], r[3]) for r in rejections] == [("record 10", "unreadable_file")]
+        assert "after record 9" in rejections[0][4]
+
+
+def test_a_provider_field_named_like_a_column_the_mapping_makes_goes_record_by_record() -> None:
+    records = [{**record, "_record": "x", "_extra": {"a": None}} for record in clean_sendgrid(3)]
+    fast, slow = both_paths("sg.json", json.dumps(records))
+    assert fast == slow
+    assert '"_record":"x"' in fast[2][0][ROW_COLUMNS.index("extra") + 1]

@@ -15,6 +15,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import fastavro
@@ -28,12 +29,15 @@ from etl.reading.types import Expanded, Limits, ReadContext, RecordBatch
 
 class ChunkStream(io.RawIOBase):
     """A readable stream over an iterator of byte chunks (what fastavro reads from). It tells where
-    it is (fastavro's block reader asks) but cannot seek."""
+    it is (fastavro's block reader asks) but cannot seek, and keeps the bytes it gave from a position
+    on (`keep_from`): those of the block being read, to read again record by record if it is damaged."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._pending = b""
         self._position = 0
+        self._kept = bytearray()
+        self._kept_from = 0
 
     def readable(self) -> bool:
         return True
@@ -51,28 +55,44 @@ class ChunkStream(io.RawIOBase):
             self._pending = chunk
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
+        self._kept += self._pending[:size]
         self._pending = self._pending[size:]
         self._position += size
         return size
 
+    def keep_from(self, position: int) -> None:
+        del self._kept[: position - self._kept_from]
+        self._kept_from = position
+
+    def kept(self, end: int | None = None) -> bytes:
+        """The bytes kept, up to `end` (a position) or all that were given."""
+        return bytes(self._kept if end is None else self._kept[: end - self._kept_from])
+
 
 def avro_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) -> Iterator[RecordBatch]:
     """Every record of an Avro container file, mapped, in batches numbered in file order."""
-    stream = io.BufferedReader(ChunkStream(chunks), buffer_size=1024 * 1024)
+    raw = ChunkStream(chunks)
+    stream = io.BufferedReader(raw, buffer_size=1024 * 1024)
     index = ordinal = 0  # the next record's index in the file, and the next row's or rejection's ordinal
     try:
         reader = fastavro.block_reader(stream)
         event_type = _event_type(reader.writer_schema, context.name)
-        runs = _runs(reader, limits.tuning.judge_rows)
+        at_once = limits.use_vectorised and _plain_schema(reader.writer_schema)
+        header = raw.kept(stream.tell())
+        raw.keep_from(stream.tell())
     except Exception as err:
         yield _damaged(index, ordinal, err)
         return
-    for run in runs:
-        if isinstance(run, Exception):
-            yield _damaged(index, ordinal, run)
+    for run in _runs(reader, stream, raw, limits.tuning.judge_rows):
+        if isinstance(run, Damage):  # read again record by record: what comes before the damage loads
+            batches, damaged = _one_by_one(header + run.tail, event_type, index, ordinal, limits)
+            if not damaged:  # (the record reader found none: the block reader's word stands)
+                after = sum(batch.read for batch in batches)  # one event per record
+                batches.append(_damaged(index + after, ordinal + sum(batch.count for batch in batches), run.error))
+            yield from batches
             return
         container, count = run
-        fast = _at_once(container, event_type, index, ordinal, context) if limits.use_vectorised else None
+        fast = _at_once(container, event_type, index, ordinal, context) if at_once else None
         batches, damaged = (
             ([fast], False) if fast is not None else _one_by_one(container, event_type, index, ordinal, limits)
         )
@@ -87,26 +107,62 @@ def avro_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) 
 Run = tuple[bytes, int]  # a container of consecutive blocks' records, and how many records it holds
 
 
-def _runs(reader: Any, rows: int) -> Iterator[Run | Exception]:
+@dataclass
+class Damage:
+    """What ended the reading of blocks, and the file's bytes from the end of the last whole block."""
+
+    error: Exception
+    tail: bytes
+
+
+def _runs(reader: Any, stream: io.BufferedReader[ChunkStream], raw: ChunkStream, rows: int) -> Iterator[Run | Damage]:
     """The file's blocks gathered into containers of about `rows` records; the damage that ended the
     reading last, after the records before it."""
     header, sync = _header(reader.metadata["avro.schema"])
     parts: list[bytes] = []
     count = 0
-    damage: Exception | None = None
+    damage: Damage | None = None
     try:
         for block in reader:
+            raw.keep_from(stream.tell())  # the block is whole, its sync marker checked
             parts.append(block.bytes_.getvalue())  # the block's records, decompressed
             count += block.num_records
             if count >= rows:
                 yield _container(header, sync, parts, count), count
                 parts, count = [], 0
     except Exception as err:
-        damage = err
+        damage = Damage(err, raw.kept())
     if count:
         yield _container(header, sync, parts, count), count
     if damage is not None:
         yield damage
+
+
+#: Avro types that polars reads as the record reader gives them (no logical types, no maps, …).
+_PLAIN_TYPES = frozenset({"null", "boolean", "int", "long", "string"})
+
+
+def _plain_schema(schema: Any) -> bool:
+    """Whether polars may read these records: a record of plain fields, lists of plain items, unions."""
+    return (
+        isinstance(schema, dict)
+        and schema.get("type") == "record"
+        and all(
+            isinstance(field, dict) and _plain_type(field.get("type"), lists=True) for field in schema.get("fields", ())
+        )
+    )
+
+
+def _plain_type(kind: Any, lists: bool) -> bool:
+    if isinstance(kind, str):
+        return kind in _PLAIN_TYPES
+    if isinstance(kind, list):
+        return all(_plain_type(option, lists) for option in kind)
+    if isinstance(kind, dict) and "logicalType" not in kind:
+        if kind.get("type") == "array":
+            return lists and _plain_type(kind.get("items"), lists=False)
+        return kind.get("type") in _PLAIN_TYPES
+    return False
 
 
 def _header(schema: str) -> tuple[bytes, bytes]:
@@ -141,7 +197,7 @@ def _at_once(container: bytes, event_type: str, index: int, ordinal: int, contex
     """A run's records read by polars and mapped at once, or None to read them one by one."""
     try:
         records = pl.read_avro(io.BytesIO(container))
-    except Exception:  # a type polars does not read, a record it cannot decode: the slow path words it
+    except (Exception, pl.exceptions.PanicException):  # what it cannot read, the slow path words
         return None
     frame = records if "event_type" in records.columns else records.with_columns(event_type=pl.lit(event_type))
     read = braze_rows(frame, index, "record {}", context)

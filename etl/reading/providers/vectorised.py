@@ -403,6 +403,8 @@ def _finish(
 
     Computed in two steps: the columns and each condition of `used` first, then `extra` from them
     (written as one expression, the conditions would be computed again for every field they guard)."""
+    if any(name.startswith("_") for name in frame.columns):
+        return None  # a field that could be taken for one of the columns made here (`_record`, …)
     conditions: dict[str, pl.Expr] = {}
     named_used = _named(used, conditions)
     recipients = columns.pop("_recipients", None)
@@ -512,7 +514,8 @@ class _NullCut:
             names.add(name)
             _names_within(dtype, names)
         written = sorted(json.dumps(name, ensure_ascii=False)[1:-1] for name in names)
-        self.usable = not any(key[:1] in _CLOSING_FOLLOWERS for key in written)
+        # (so many keys would make a regex too large to compile: such a block goes record by record)
+        self.usable = len(written) <= _MOST_KEYS and not any(key[:1] in _CLOSING_FOLLOWERS for key in written)
         keys = "|".join(_regex_literal(key) for key in written)
         self._after = f',"(?:{keys})":null'
         self._first = f'\\{{"(?:{keys})":null,?'
@@ -526,6 +529,7 @@ class _NullCut:
 
 
 _CLOSING_FOLLOWERS = (":", ",", "]", "}")  # what may follow the closing quote of a string
+_MOST_KEYS = 2000
 _REGEX_META = frozenset("\\.+*?()|[]{}^$#&-~")
 
 
