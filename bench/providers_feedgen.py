@@ -197,11 +197,13 @@ def write_ndjson(path: Path, items: Iterator[dict[str, Any]]) -> Path:
 
 
 def write_provider_sample(landing: Path) -> None:
-    """A small landing zone of four providers in their real shapes (run by `make run` with the rest)."""
+    """A small landing zone of six providers in their real shapes (run by `make run` with the rest)."""
     write_json_array(landing / "2024-03-02/sendgrid-webhook.json", sendgrid_events(600, seed=21, campaign_offset=6001))
     write_ndjson(landing / "2024-03-03/ses-firehose.ndjson", ses_events(600, seed=22, campaign_offset=7001))
     write_ndjson(landing / "2024-03-04/mailgun-webhooks.ndjson", mailgun_events(300, seed=23))
     write_ndjson(landing / "2024-03-05/postmark-webhooks.ndjson", _postmark_events(300, seed=24))
+    write_ndjson(landing / "2024-03-06/segment-track.ndjson", segment_events(300, seed=25))
+    write_braze_avro(landing / "2024-03-07/braze-currents", None, 300, seed=26)
 
 
 def mailgun_events(n_events: int, seed: int = 7) -> Iterator[dict[str, Any]]:
@@ -255,9 +257,10 @@ _BRAZE_TYPES = {
 }
 
 
-def write_braze_avro(folder: Path, schemas: Path, n_events: int, seed: int = 7) -> list[Path]:
+def write_braze_avro(folder: Path, schemas: Path | None, n_events: int, seed: int = 7) -> list[Path]:
     """Braze Currents' email events as Avro container files, one per event type as Currents writes
-    them, each with Braze's published schema (`schemas`: the folder of `users.messages.email.*.avsc`)."""
+    them, each with Braze's published schema (`schemas`: the folder of `users.messages.email.*.avsc`),
+    or, without it, a schema of the fields written here, named and typed as Currents' are."""
     import fastavro
 
     rng = random.Random(seed)
@@ -288,7 +291,10 @@ def write_braze_avro(folder: Path, schemas: Path, n_events: int, seed: int = 7) 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for kind, rows in records.items():
-        schema = fastavro.parse_schema(json.loads((schemas / f"users.messages.email.{kind}.avsc").read_text()))
+        if not rows:  # (Currents writes no file for an event type without events)
+            continue
+        published = schemas / f"users.messages.email.{kind}.avsc" if schemas else None
+        schema = fastavro.parse_schema(json.loads(published.read_text()) if published else _currents_schema(kind))
         names = {field["name"] for field in schema["fields"]}
         path = folder / f"users.messages.email.{kind}.avro"
         kept = ({key: value for key, value in row.items() if key in names} for row in rows)
@@ -377,3 +383,32 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _currents_schema(kind: str) -> dict[str, Any]:
+    """A Currents email event's schema, with the fields `write_braze_avro` fills."""
+    text = ["null", "string"]
+    fields: list[dict[str, Any]] = [
+        {"name": "id", "type": "string"},
+        {"name": "user_id", "type": "string"},
+        {"name": "external_user_id", "type": text, "default": None},
+        {"name": "time", "type": "int"},
+        {"name": "timezone", "type": text, "default": None},
+        {"name": "campaign_id", "type": text, "default": None},
+        {"name": "campaign_name", "type": text, "default": None},
+        {"name": "message_variation_id", "type": text, "default": None},
+        {"name": "email_address", "type": "string"},
+        {"name": "send_id", "type": text, "default": None},
+        {"name": "dispatch_id", "type": text, "default": None},
+        {"name": "ip_pool", "type": text, "default": None},
+        {"name": "esp", "type": text, "default": None},
+        {"name": "from_domain", "type": text, "default": None},
+    ]
+    if kind in ("Open", "Click"):
+        fields.append({"name": "user_agent", "type": text, "default": None})
+    if kind == "Open":
+        fields.append({"name": "machine_open", "type": text, "default": None})
+    if kind == "Click":
+        fields.append({"name": "url", "type": text, "default": None})
+        fields.append({"name": "is_suspected_bot_click", "type": ["null", "boolean"], "default": None})
+    return {"type": "record", "name": kind, "namespace": "dataexport.S3.inner.users.messages.email", "fields": fields}

@@ -90,7 +90,7 @@ def test_sample_funnels_match_an_independent_count(tmp_path: Path) -> None:
     expected = hand_count()
     by_provider = pl.read_parquet(tmp_path / "wh" / "events", hive_partitioning=True)
     from_providers = by_provider.filter(pl.col("source_format") != "activatepro")
-    assert set(from_providers["source_format"]) == {"sendgrid", "ses", "mailgun", "postmark"}
+    assert set(from_providers["source_format"]) == {"sendgrid", "ses", "mailgun", "postmark", "segment", "braze"}
     provider_campaigns = set(from_providers["campaign_id"]) - set(expected)
     assert provider_campaigns  # the providers' campaigns are funnels of their own
     assert set(funnel["campaign_id"].to_list()) == set(expected) | provider_campaigns
