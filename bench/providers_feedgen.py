@@ -14,6 +14,7 @@ value types, so that reading them costs what reading real exports costs.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -299,7 +300,8 @@ def write_braze_avro(folder: Path, schemas: Path | None, n_events: int, seed: in
         path = folder / f"users.messages.email.{kind}.avro"
         kept = ({key: value for key, value in row.items() if key in names} for row in rows)
         with path.open("wb") as out:
-            fastavro.writer(out, schema, kept, codec="deflate")
+            marker = hashlib.sha256(f"{seed}/{kind}".encode()).digest()[:16]  # the same bytes every time
+            fastavro.writer(out, schema, kept, codec="deflate", sync_marker=marker)
         written.append(path)
     return written
 
