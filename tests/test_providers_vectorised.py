@@ -3,9 +3,11 @@ record: rows (`extra` text included), rejections, ignored events; and clean bloc
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -419,3 +421,63 @@ def test_a_provider_field_named_like_a_column_the_mapping_makes_goes_record_by_r
     fast, slow = both_paths("sg.json", json.dumps(records))
     assert fast == slow
     assert '"_record":"x"' in fast[2][0][ROW_COLUMNS.index("extra") + 1]
+
+
+def _container_of(blocks: list[tuple[int, bytes]]) -> bytes:
+    """An Avro file of BASIC records whose blocks say what is given, however wrong."""
+    from etl.reading.avro import _bytes, _long
+
+    schema = json.dumps({"type": "record", "name": "dataexport.S3.inner.users.messages.email.Open", "fields": BASIC})
+    sync = b"S" * 16
+    metadata = _long(2) + _bytes(b"avro.schema") + _bytes(schema.encode()) + _bytes(b"avro.codec") + _bytes(b"null")
+    framed = b"".join(_long(count) + _long(len(body)) + body + sync for count, body in blocks)
+    return b"Obj\x01" + metadata + _long(0) + sync + framed
+
+
+def _record_bytes(user: str, time: int) -> bytes:
+    from etl.reading.avro import _bytes, _long
+
+    return _bytes(user.encode()) + _long(time)
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        [(0, _record_bytes("u0", 1714557600)), (1, _record_bytes("u1", 1714557601))],  # a count of 0, bytes
+        [(1, _record_bytes("u0", 1714557600) + b"\x00"), (1, _record_bytes("u1", 1714557601))],  # bytes left
+        [(2, _record_bytes("u0", 1714557600)), (1, _record_bytes("u1", 1714557601))],  # too few bytes
+    ],
+)
+def test_avro_blocks_that_say_other_than_they_hold_read_as_the_record_reader_reads_them(
+    blocks: list[tuple[int, bytes]],
+) -> None:
+    content = _container_of(blocks)
+    expected: list[str] = []  # the records the record reader gives before it stops, if it stops
+    with contextlib.suppress(Exception):
+        expected.extend(record["user_id"] for record in fastavro.reader(io.BytesIO(content)))
+    for limits in (Limits(), Limits(vectorised=False)):
+        _, _, rows, _, _ = outcome_rows(Path("."), content, name="x.avro", limits=limits)
+        assert [row[1] for row in rows] == expected
+
+
+def test_a_store_error_while_reading_an_avro_file_is_raised_after_the_records_before_it() -> None:
+    content = _avro_of(BASIC, [{"user_id": f"u{n}", "time": 1714557600 + n} for n in range(3000)])
+
+    def chunks() -> Iterator[bytes]:
+        yield content[: len(content) * 3 // 4]  # the first of two blocks whole
+        raise OSError("the connection was reset")
+
+    loaded = 0
+    with pytest.raises(OSError, match="connection was reset"):
+        for batch in read_batches("x.avro", chunks(), Limits(tuning=Tuning(judge_rows=500))):
+            loaded += batch.count
+    assert 0 < loaded < 3000
+
+
+def test_a_provider_block_with_very_long_keys_goes_record_by_record() -> None:
+    records = clean_ses(2)
+    records[0]["custom"] = {f"k{n:04}" + "x" * 300: None for n in range(200)}
+    records[1]["custom"] = {f"k{n:04}" + "x" * 300: "v" for n in range(200)}
+    content = "".join(json.dumps(r) + "\n" for r in records)
+    fast, slow = both_paths("ses.ndjson", content)
+    assert fast == slow

@@ -2,7 +2,7 @@
 
 A container holds records of one schema, whose name is the Braze event type
 (`dataexport.S3.inner.users.messages.email.Open`). Consecutive blocks are gathered, up to `judge_rows`
-records, into a container of their own (the same schema, their records in one uncompressed block),
+records, into a container of their own (the same schema, the same blocks, uncompressed),
 which polars reads at once and `vectorised.braze_rows` maps; a run it declines is read record by record
 and mapped by the Braze adapter. A large file is never held whole. Damage (a file cut short, a corrupt
 block) ends the reading: the records before it load, and the rest of the file is quarantined as one
@@ -25,6 +25,7 @@ from etl.reading.providers import braze
 from etl.reading.providers.base import rejected
 from etl.reading.providers.vectorised import braze_rows
 from etl.reading.types import Expanded, Limits, ReadContext, RecordBatch
+from etl.storage.errors import StorageError
 
 
 class ChunkStream(io.RawIOBase):
@@ -80,6 +81,8 @@ def avro_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) 
         at_once = limits.use_vectorised and _plain_schema(reader.writer_schema)
         header = raw.kept(stream.tell())
         raw.keep_from(stream.tell())
+    except _PASSED_ON:
+        raise
     except Exception as err:
         yield _damaged(index, ordinal, err)
         return
@@ -92,7 +95,7 @@ def avro_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) 
             yield from batches
             return
         container, count = run
-        fast = _at_once(container, event_type, index, ordinal, context) if at_once else None
+        fast = _at_once(container, count, event_type, index, ordinal, context) if at_once else None
         batches, damaged = (
             ([fast], False) if fast is not None else _one_by_one(container, event_type, index, ordinal, limits)
         )
@@ -105,6 +108,8 @@ def avro_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) 
 
 
 Run = tuple[bytes, int]  # a container of consecutive blocks' records, and how many records it holds
+#: Errors of the store, not of the file's bytes: they end the file's reading as for any other feed.
+_PASSED_ON = (OSError, StorageError)
 
 
 @dataclass
@@ -116,24 +121,30 @@ class Damage:
 
 
 def _runs(reader: Any, stream: io.BufferedReader[ChunkStream], raw: ChunkStream, rows: int) -> Iterator[Run | Damage]:
-    """The file's blocks gathered into containers of about `rows` records; the damage that ended the
-    reading last, after the records before it."""
+    """The file's blocks gathered into containers of about `rows` records (each block kept as a block
+    of its own: damage inside one stays inside it, as for the record reader); the damage that ended
+    the reading last, after the records before it. The store's own errors are raised, after them."""
     header, sync = _header(reader.metadata["avro.schema"])
-    parts: list[bytes] = []
+    blocks: list[tuple[int, bytes]] = []
     count = 0
     damage: Damage | None = None
+    failure: Exception | None = None
     try:
         for block in reader:
             raw.keep_from(stream.tell())  # the block is whole, its sync marker checked
-            parts.append(block.bytes_.getvalue())  # the block's records, decompressed
+            blocks.append((block.num_records, block.bytes_.getvalue()))  # its records, decompressed
             count += block.num_records
             if count >= rows:
-                yield _container(header, sync, parts, count), count
-                parts, count = [], 0
+                yield _container(header, sync, blocks), count
+                blocks, count = [], 0
+    except _PASSED_ON as err:
+        failure = err
     except Exception as err:
         damage = Damage(err, raw.kept())
-    if count:
-        yield _container(header, sync, parts, count), count
+    if blocks:
+        yield _container(header, sync, blocks), count
+    if failure is not None:
+        raise failure
     if damage is not None:
         yield damage
 
@@ -173,9 +184,9 @@ def _header(schema: str) -> tuple[bytes, bytes]:
     return b"Obj\x01" + _long(len(metadata)) + entries + _long(0) + sync, sync
 
 
-def _container(header: bytes, sync: bytes, parts: list[bytes], count: int) -> bytes:
-    body = b"".join(parts)
-    return b"".join((header, _long(count), _long(len(body)), body, sync))
+def _container(header: bytes, sync: bytes, blocks: list[tuple[int, bytes]]) -> bytes:
+    framed = (b"".join((_long(count), _long(len(body)), body, sync)) for count, body in blocks)
+    return header + b"".join(framed)
 
 
 def _long(value: int) -> bytes:
@@ -193,11 +204,15 @@ def _bytes(value: bytes) -> bytes:
     return _long(len(value)) + value
 
 
-def _at_once(container: bytes, event_type: str, index: int, ordinal: int, context: ReadContext) -> RecordBatch | None:
-    """A run's records read by polars and mapped at once, or None to read them one by one."""
+def _at_once(
+    container: bytes, count: int, event_type: str, index: int, ordinal: int, context: ReadContext
+) -> RecordBatch | None:
+    """A run's `count` records read by polars and mapped at once, or None to read them one by one."""
     try:
         records = pl.read_avro(io.BytesIO(container))
     except (Exception, pl.exceptions.PanicException):  # what it cannot read, the slow path words
+        return None
+    if records.height != count:  # blocks whose records do not fill them as they say: damage
         return None
     frame = records if "event_type" in records.columns else records.with_columns(event_type=pl.lit(event_type))
     read = braze_rows(frame, index, "record {}", context)
@@ -235,6 +250,8 @@ def _records(container: bytes, event_type: str, index: int) -> Iterator[tuple[Ex
                 raise ValueError(f"a {type(record).__name__}, not a record")
             yield braze.expand_currents(record, event_type, f"record {index}", _raw(record)), True
             index += 1
+    except _PASSED_ON:
+        raise
     except Exception as err:
         yield _unreadable(index, err), False
 

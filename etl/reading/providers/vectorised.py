@@ -514,8 +514,9 @@ class _NullCut:
             names.add(name)
             _names_within(dtype, names)
         written = sorted(json.dumps(name, ensure_ascii=False)[1:-1] for name in names)
-        # (so many keys would make a regex too large to compile: such a block goes record by record)
-        self.usable = len(written) <= _MOST_KEYS and not any(key[:1] in _CLOSING_FOLLOWERS for key in written)
+        # (keys of such length in all would make a regex too large to compile: record by record)
+        small = sum(len(key) for key in written) <= _MOST_KEY_TEXT
+        self.usable = small and not any(key[:1] in _CLOSING_FOLLOWERS for key in written)
         keys = "|".join(_regex_literal(key) for key in written)
         self._after = f',"(?:{keys})":null'
         self._first = f'\\{{"(?:{keys})":null,?'
@@ -529,7 +530,7 @@ class _NullCut:
 
 
 _CLOSING_FOLLOWERS = (":", ",", "]", "}")  # what may follow the closing quote of a string
-_MOST_KEYS = 2000
+_MOST_KEY_TEXT = 50_000  # characters; Rust's regex refused 300k (its compiled size limit)
 _REGEX_META = frozenset("\\.+*?()|[]{}^$#&-~")
 
 
