@@ -425,13 +425,10 @@ def test_a_provider_field_named_like_a_column_the_mapping_makes_goes_record_by_r
 
 def _container_of(blocks: list[tuple[int, bytes]]) -> bytes:
     """An Avro file of BASIC records whose blocks say what is given, however wrong."""
-    from etl.reading.avro import _bytes, _long
+    from etl.reading.avro import _container, _header
 
     schema = json.dumps({"type": "record", "name": "dataexport.S3.inner.users.messages.email.Open", "fields": BASIC})
-    sync = b"S" * 16
-    metadata = _long(2) + _bytes(b"avro.schema") + _bytes(schema.encode()) + _bytes(b"avro.codec") + _bytes(b"null")
-    framed = b"".join(_long(count) + _long(len(body)) + body + sync for count, body in blocks)
-    return b"Obj\x01" + metadata + _long(0) + sync + framed
+    return _container(*_header(schema), blocks)
 
 
 def _record_bytes(user: str, time: int) -> bytes:

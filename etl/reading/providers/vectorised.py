@@ -152,14 +152,13 @@ def sendgrid_rows(frame: pl.DataFrame, first: int, position: str, context: ReadC
         category.is_not_null() & (category != "") if category_dtype == pl.String else category.is_not_null()
     )
     used: Used = {"event": pl.lit(True), "timestamp": stamp.is_not_null(), "category": category_present}
-    for paths, conditions in (
+    _mark_first_of(
+        used,
         (sendgrid.user_paths(options), user_used),
         (sendgrid.campaign_paths(options), campaign_used),
         (table.message_id.paths, message_used),
         (table.url.paths, url_used),
-    ):
-        for path, condition in zip(paths, conditions, strict=True):
-            used[path] = used[path] | condition if path in used else condition
+    )
     used["sg_machine_open"] = viewed & machine.is_not_null()
     columns = {
         "user_id": user,
@@ -312,10 +311,11 @@ _SES_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1
 
 
 def braze_rows(frame: pl.DataFrame, first: int, position: str, context: ReadContext) -> Read:
-    """Currents records as Avro gives them (flat: text, integers, booleans, lists of text), with their
-    event type in an `event_type` column (the schema's name, as `braze.expand_currents` adds it)."""
+    """Currents records as polars reads them from Avro (`avro._plain_schema`: text, integers, booleans,
+    lists of those), with their event type in an `event_type` column (the schema's name, as
+    `braze.expand_currents` adds it)."""
     table, fields = braze.TABLE, _Fields(frame)
-    if not _is_text(fields, "event_type") or not all(_avro_plain(dtype) for dtype in frame.schema.values()):
+    if not _is_text(fields, "event_type"):
         return None
     name = pl.col("event_type")
     event = fields.rule_event(table, name)
@@ -336,14 +336,13 @@ def braze_rows(frame: pl.DataFrame, first: int, position: str, context: ReadCont
     if machine_dtype == pl.String:  # `braze.MACHINE_OPEN`: "" says nothing, "false" is no, any other text yes
         machine = pl.when(machine == "").then(None).otherwise(machine != "false")
     used["is_suspected_bot_click"] = clicked & bot.is_not_null()
-    for paths, conditions in (
+    _mark_first_of(
+        used,
         (table.user_id.paths, user_used),
         (table.campaign_id.paths, campaign_used),
         (table.message_id.paths, message_used),
         (table.url.paths, url_used),
-    ):
-        for path, condition in zip(paths, conditions, strict=True):
-            used[path] = used[path] | condition if path in used else condition
+    )
     channel = name.str.split(".").list.get(2, null_on_oob=True).replace_strict(braze.CHANNELS, default=None)
     columns = {
         "user_id": user,
@@ -361,17 +360,17 @@ def braze_rows(frame: pl.DataFrame, first: int, position: str, context: ReadCont
     return _finish(frame, table, name, event, columns, used, awkward, first, position)
 
 
-def _avro_plain(dtype: DType) -> bool:
-    """The types of Braze's published schemas: anything else goes record by record."""
-    if isinstance(dtype, pl.List):
-        return dtype.inner == pl.String
-    return dtype == pl.String or dtype == pl.Boolean or dtype.is_integer() or isinstance(dtype, pl.Null)
-
-
 # --- shared ---------------------------------------------------------------------------------------
 
 Reader = Callable[[pl.DataFrame, int, str, ReadContext], Read]
 READERS: dict[str, Reader] = {"sendgrid": sendgrid_rows, "ses": ses_rows, "braze": braze_rows}
+
+
+def _mark_first_of(used: Used, *picked: tuple[tuple[str, ...], list[pl.Expr]]) -> None:
+    """Mark the top-level fields `first_of` took (its paths, and where each path gave the value) as used."""
+    for paths, conditions in picked:
+        for path, condition in zip(paths, conditions, strict=True):
+            used[path] = used[path] | condition if path in used else condition
 
 
 def _is_text(fields: _Fields, path: str) -> bool:
