@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -422,10 +422,15 @@ def _finish(
         **({"_recipient": recipients} if recipients is not None else {}),
         **({"_column_user_id": tag_user} if tag_user is not None else {}),
     )
-    extra, extra_awkward = extra_expr(frame, named_used)
+    extra = extra_expr(frame, named_used)
+    # Written once, then cut and checked: as one expression, polars would write each record again per use.
     lazy = lazy.with_columns(
-        extra.alias("_extra"), (pl.col("_awkward") | extra_awkward.fill_null(True)).alias("_awkward")
+        extra.text.alias("_extra"), (pl.col("_awkward") | extra.awkward.fill_null(True)).alias("_awkward")
     )
+    if extra.cut is not None:
+        lazy = lazy.with_columns(extra.cut.cut(pl.col("_extra")).alias("_extra"))
+        lazy = lazy.with_columns(pl.col("_awkward") | extra.cut.left(pl.col("_extra")))
+    lazy = lazy.with_columns(pl.when(pl.col("_extra") != "{}").then(pl.col("_extra")).alias("_extra"))
     outputs = [*columns, *(["user_id"] if tag_user is not None else [])]
     kept = ["_record", "_name", "_events", "_awkward", "_extra", *(["_recipient"] if recipients is not None else [])]
     lazy = lazy.select(*kept, *(pl.col(f"_column_{key}").alias(key) for key in outputs))
@@ -477,23 +482,32 @@ def _named(used: Used, conditions: dict[str, pl.Expr]) -> Used:
 # --- `extra`, as `base.extra_json` writes it ---------------------------------------------------------
 
 
-def extra_expr(frame: pl.DataFrame, used: Used) -> tuple[pl.Expr, pl.Expr]:
-    """Each record's `extra` text, and where it cannot be written exactly.
+class Extra(NamedTuple):
+    """Each record's `extra` as an object text (`{}` when empty), where it cannot be written exactly,
+    and the cut that must still take the null members out of that text (None: it has none)."""
+
+    text: pl.Expr
+    awkward: pl.Expr
+    cut: _NullCut | None
+
+
+def extra_expr(frame: pl.DataFrame, used: Used) -> Extra:
+    """Each record's `extra` text.
 
     Polars writes the JSON (it escapes as Python's json does) of each record rebuilt with its keys
     sorted; members that are null or went to a column (`used`) must then go. When only top-level
     fields went to columns (SendGrid), the record is written member by member, leaving those out;
-    otherwise (SES) it is written whole and the null members are cut out of the text (`_NullCut`):
-    cheap where the records are large and nested."""
+    otherwise (SES) it is written whole and the null members are then cut out of the text
+    (`_NullCut`): cheap where the records are large and nested."""
     nulls, cut = _NullCheck(frame), _NullCut(frame.schema)
     fields: list[tuple[str, pl.Expr, DType]] = [(name, pl.col(name), dtype) for name, dtype in frame.schema.items()]
     if any(isinstance(below, dict) for below in used.values()):
         record, awkward = _rebuilt(fields, used, nulls)
-        text, bad = cut(record.struct.json_encode())
-        awkward = awkward | bad
-    else:
-        text, awkward = _member_by_member(fields, used, nulls, cut)
-    return pl.when(text != "{}").then(text), awkward
+        if not cut.usable:
+            return Extra(pl.lit("{}"), pl.lit(True), None)
+        return Extra(record.struct.json_encode(), awkward, cut)
+    text, awkward = _member_by_member(fields, used, nulls, cut)
+    return Extra(text, awkward, None)
 
 
 class _NullCut:
@@ -524,8 +538,16 @@ class _NullCut:
         """The text without its null members, and where it cannot be trusted."""
         if not self.usable:
             return text, pl.lit(True)
-        cut = text.str.replace_all(self._after, "").str.replace_all(self._first, "{")
-        return cut, cut.str.contains('":null', literal=True).fill_null(False)
+        cut = self.cut(text)
+        return cut, self.left(cut)
+
+    def cut(self, text: pl.Expr) -> pl.Expr:
+        return text.str.replace_all(self._after, "").str.replace_all(self._first, "{")
+
+    @staticmethod
+    def left(cut: pl.Expr) -> pl.Expr:
+        """Where the cut text still holds what looks like a null member."""
+        return cut.str.contains('":null', literal=True).fill_null(False)
 
 
 _CLOSING_FOLLOWERS = (":", ",", "]", "}")  # what may follow the closing quote of a string
