@@ -60,6 +60,14 @@ class _Fields:
 
     def __init__(self, frame: pl.DataFrame) -> None:
         self.schema = frame.schema
+        self.kept: list[tuple[str, pl.Expr]] = []
+
+    def keep(self, name: str, expr: pl.Expr) -> pl.Expr:
+        """`expr` computed once, as a column of its own: polars would compute it again in each
+        expression that uses it (conditions, columns and `extra` share the same few)."""
+        column = f"_kept_{name}"
+        self.kept.append((column, expr))
+        return pl.col(column)
 
     def get(self, path: str) -> tuple[pl.Expr, DType]:
         first, *rest = path.split(".")
@@ -129,7 +137,7 @@ def sendgrid_rows(frame: pl.DataFrame, first: int, position: str, context: ReadC
         if context.pinned
         else (fields.get("sg_event_id")[0].is_not_null() | fields.get("sg_message_id")[0].is_not_null())
     )
-    event = fields.rule_event(table, name)
+    event = fields.keep("event", fields.rule_event(table, name))
     user, user_used, user_bad = fields.first_of(sendgrid.user_paths(options))
     campaign, campaign_used, campaign_bad = fields.first_of(sendgrid.campaign_paths(options))
     message_id, message_used, message_bad = fields.first_of(table.message_id.paths)
@@ -173,7 +181,7 @@ def sendgrid_rows(frame: pl.DataFrame, first: int, position: str, context: ReadC
         "machine_open": pl.when(viewed).then(machine.cast(pl.Boolean)),
     }
     awkward = ~recognised | name.is_null() | (name == "") | user_bad | campaign_bad | message_bad | url_bad
-    return _finish(frame, table, name, event, columns, used, awkward, first, position)
+    return _finish(frame, fields, table, name, event, columns, used, awkward, first, position)
 
 
 # --- SES ------------------------------------------------------------------------------------------
@@ -188,7 +196,7 @@ def ses_rows(frame: pl.DataFrame, first: int, position: str, context: ReadContex
     mail, mail_dtype = fields.get("mail")
     if not isinstance(mail_dtype, pl.Struct):
         return None
-    event = fields.rule_event(table, name)
+    event = fields.keep("event", fields.rule_event(table, name))
     recipients, list_used, list_bad = _ses_recipients(fields, name)
     campaign_tag = f"mail.tags.{options.get('campaign_id', 'campaign_id')}"
     campaign, campaign_whole, campaign_bad = _first_item(fields, campaign_tag)
@@ -222,7 +230,7 @@ def ses_rows(frame: pl.DataFrame, first: int, position: str, context: ReadContex
         columns["_tag_user"] = tag_user
     recognised = pl.lit(True) if context.pinned else mail.is_not_null()
     awkward = ~recognised | name.is_null() | (name == "") | list_bad | campaign_bad | message_bad | url_bad | stamp_bad
-    return _finish(frame, table, name, event, columns, used, awkward, first, position)
+    return _finish(frame, fields, table, name, event, columns, used, awkward, first, position)
 
 
 def _ses_recipients(fields: _Fields, kind: pl.Expr) -> tuple[pl.Expr, Used, pl.Expr]:
@@ -234,6 +242,8 @@ def _ses_recipients(fields: _Fields, kind: pl.Expr) -> tuple[pl.Expr, Used, pl.E
     awkward = destination_bad
     for event_type, (path, item) in ses.RECIPIENTS.items():
         listed, bad = _string_list(fields, path, item)
+        if item:  # addresses taken out of a list of objects
+            listed = fields.keep(f"{event_type}_recipients", listed)
         own = (kind == event_type) & (listed.list.len() > 0).fill_null(False)
         chosen = pl.when(own).then(listed).otherwise(chosen)
         chose_destination = chose_destination & ~own
@@ -288,14 +298,16 @@ def _ses_time(fields: _Fields, kind: pl.Expr) -> tuple[pl.Expr, Used, pl.Expr]:
             continue
         own_chain = own_chain.when(kind == event_type).then(expr)
         own_paths[f"{key}.timestamp"] = kind == event_type
-    own = own_chain.otherwise(pl.lit(None, pl.String)) if own_paths else pl.lit(None, pl.String)
+    own = pl.lit(None, pl.String)
+    if own_paths:
+        own = fields.keep("own_time", own_chain.otherwise(own))
     mail, mail_dtype = fields.get("mail.timestamp")
     if mail_dtype != pl.String:
         awkward = awkward | mail.is_not_null()
         mail = pl.lit(None, pl.String)
-    own_present = (own.is_not_null() & (own != "")).fill_null(False)
+    own_present = fields.keep("own_time_present", (own.is_not_null() & (own != "")).fill_null(False))
     mail_present = (mail.is_not_null() & (mail != "")).fill_null(False)
-    stamp = pl.when(own_present).then(own).when(mail_present).then(mail)
+    stamp = fields.keep("time", pl.when(own_present).then(own).when(mail_present).then(mail))
     used: Used = {path: condition & own_present for path, condition in own_paths.items()}
     used["mail.timestamp"] = ~own_present & mail_present
     # SES writes `2017-08-05T00:41:02.669Z`: only other text is matched against every accepted form.
@@ -318,7 +330,7 @@ def braze_rows(frame: pl.DataFrame, first: int, position: str, context: ReadCont
     if not _is_text(fields, "event_type"):
         return None
     name = pl.col("event_type")
-    event = fields.rule_event(table, name)
+    event = fields.keep("event", fields.rule_event(table, name))
     user, user_used, user_bad = fields.first_of(table.user_id.paths)
     campaign, campaign_used, campaign_bad = fields.first_of(table.campaign_id.paths)
     message_id, message_used, message_bad = fields.first_of(table.message_id.paths)
@@ -357,7 +369,7 @@ def braze_rows(frame: pl.DataFrame, first: int, position: str, context: ReadCont
         "suspected_bot": pl.when(clicked).then(bot.cast(pl.Boolean)),
     }
     awkward = name.is_null() | (name == "") | user_bad | campaign_bad | message_bad | url_bad
-    return _finish(frame, table, name, event, columns, used, awkward, first, position)
+    return _finish(frame, fields, table, name, event, columns, used, awkward, first, position)
 
 
 # --- shared ---------------------------------------------------------------------------------------
@@ -389,6 +401,7 @@ def _merge(used: Used, path: str, condition: pl.Expr) -> None:
 
 def _finish(
     frame: pl.DataFrame,
+    fields: _Fields,
     table: Table,
     name: pl.Expr,
     event: pl.Expr,
@@ -410,9 +423,13 @@ def _finish(
     if recipients is not None:  # no recipient is one event without a user (which declines the block)
         nobody = pl.lit([None], pl.List(pl.String))
         recipients = pl.when(recipients.list.len().fill_null(0) > 0).then(recipients).otherwise(nobody)
+        recipients = fields.keep("recipients", recipients)
     tag_user = columns.pop("_tag_user", None)
     events_of = recipients.list.len().fill_null(0).clip(lower_bound=1) if recipients is not None else pl.lit(1)
-    lazy = frame.lazy().with_columns(
+    lazy = frame.lazy()
+    for column, expr in fields.kept:  # in order: each may use those before it
+        lazy = lazy.with_columns(expr.alias(column))
+    lazy = lazy.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_record"),
         name.alias("_name"),
         events_of.alias("_events"),
