@@ -322,7 +322,7 @@ timestamp_texts = st.one_of(
         st.integers(0, 25),
         st.integers(0, 61),
         st.integers(0, 61),
-        st.sampled_from(["Z", "z", "", "+01:00", ".5Z", " Z"]),
+        st.sampled_from(["Z", "z", "", "+01:00", ".5Z", " Z", ".Z", ".012Z", ".123456Z", ".1234567Z", ".123456789Z"]),
     ),
     st.text(alphabet="0123456789-:TZ .+", max_size=22),
 )
