@@ -9,9 +9,10 @@ are joined into one batch, so that judging them costs one call per `judge_rows` 
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
-from functools import partial
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache, partial
 
 import numpy as np
 import polars as pl
@@ -44,15 +45,58 @@ def read_batches(name: str, chunks: Iterator[bytes], limits: Limits) -> Iterator
 
 
 def _line_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) -> Iterator[RecordBatch]:
-    """NDJSON in blocks of whole lines: each block read at once when it is clean, else record by record."""
+    """NDJSON in blocks of whole lines: each block read at once when it is clean, else record by record.
+
+    Clean blocks are read at once on two threads of their own (`_read_ahead`), each block on one
+    core, while this thread goes on splitting the stream; a block the fast path declines is read
+    record by record here, in its turn."""
     ordinal = 0
     blocks = line_blocks(chunks, limits.max_record_bytes)
-    if limits.use_vectorised:
-        blocks = _gathered(blocks, context, limits.tuning.provider_block_bytes)
-    for lines in blocks:
-        for batch in _lines_batches(lines, ordinal, limits, context):
+    if not limits.use_vectorised:
+        for lines in blocks:
+            for batch in _batches(line_units(lines, limits), ordinal, limits.tuning.batch_rows, context):
+                ordinal += batch.count
+                yield batch
+        return
+    for lines, fast in _read_ahead(_gathered(blocks, context, limits.tuning.provider_block_bytes), limits, context):
+        if fast is not None:
+            batch = _vectorised_batch(fast, ordinal)
             ordinal += batch.count
             yield batch
+            continue
+        for batch in _batches(line_units(lines, limits), ordinal, limits.tuning.batch_rows, context):
+            ordinal += batch.count
+            yield batch
+
+
+def _read_ahead(
+    blocks: Iterator[Lines], limits: Limits, context: ReadContext, ahead: int = 2
+) -> Iterator[tuple[Lines, Block | None]]:
+    """Each block with its records read at once (None: declined, or not plain), up to `ahead` blocks
+    being read at a time. Order is kept; an error is raised when its block's turn comes."""
+    pending: deque[tuple[Lines, Future[Block | None] | None]] = deque()
+    for lines in blocks:
+        read = (
+            _readers().submit(ndjson_block, lines.data, lines.first, limits.max_record_bytes, lines.count, context)
+            if lines.plain
+            else None
+        )
+        pending.append((lines, read))
+        if len(pending) >= ahead:
+            yield _taken(pending.popleft())
+    while pending:
+        yield _taken(pending.popleft())
+
+
+def _taken(item: tuple[Lines, Future[Block | None] | None]) -> tuple[Lines, Block | None]:
+    lines, read = item
+    return lines, None if read is None else read.result()
+
+
+@cache
+def _readers() -> ThreadPoolExecutor:
+    """The threads that read NDJSON blocks at once, started by the first file that needs them."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="etl-block")
 
 
 def _gathered(blocks: Iterator[Lines], context: ReadContext, limit: int) -> Iterator[Lines]:
@@ -73,15 +117,6 @@ def _gathered(blocks: Iterator[Lines], context: ReadContext, limit: int) -> Iter
         yield lines
     if held:
         yield Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
-
-
-def _lines_batches(lines: Lines, first_ordinal: int, limits: Limits, context: ReadContext) -> Iterator[RecordBatch]:
-    if lines.plain and limits.use_vectorised:
-        fast = ndjson_block(lines.data, lines.first, limits.max_record_bytes, lines.count, context)
-        if fast is not None:
-            yield _vectorised_batch(fast, first_ordinal)
-            return
-    yield from _batches(line_units(lines, limits), first_ordinal, limits.tuning.batch_rows, context)
 
 
 def _vectorised_batch(block: Block, first_ordinal: int) -> RecordBatch:
