@@ -86,11 +86,12 @@ def parse_timestamp_text(text: pl.Expr) -> pl.Expr:
 
     The most common forms (`2024-03-01T10:00:00Z`, and `2024-03-01T10:00:00.123Z` as SES writes it)
     are parsed directly; the others through the general pattern, which is many times slower. Both
-    give the same value for the common forms (a property test checks it). Year 0000 is the one year
-    the common forms can write outside 1-9999: it goes the general way, which checks.
+    give the same value for the common forms (a property test checks it), and both keep only years
+    1-9999 (year 0000, or a leap second that rolls 9999-12-31 into year 10000, is not a time).
     """
-    simple = text.str.contains(_SIMPLE_TIMESTAMP) & ~text.str.starts_with("0000")
+    simple = text.str.contains(_SIMPLE_TIMESTAMP)
     direct = pl.when(simple).then(text).str.strptime(pl.Datetime("us"), _SIMPLE_FORMAT, strict=False)
+    direct = pl.when(direct.dt.year().is_between(1, 9999)).then(direct)
     return pl.coalesce(direct.dt.replace_time_zone("UTC"), parse_timestamp_general(pl.when(~simple).then(text)))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from contracts import EVENT_NAMES, REASON_CODES, EventCandidate
@@ -133,6 +133,10 @@ def utc(*parts: int) -> datetime:
         ("2022-01-01T00:30:00+01:00", utc(2021, 12, 31, 23, 30)),
         ("0001-01-01T00:00:00Z", utc(1, 1, 1)),
         ("9999-12-31T23:59:59Z", utc(9999, 12, 31, 23, 59, 59)),
+        ("2024-03-01T14:40:26.012Z", utc(2024, 3, 1, 14, 40, 26, 12000)),  # as SES writes it
+        ("2024-03-01T14:40:26.123456Z", utc(2024, 3, 1, 14, 40, 26, 123456)),
+        ("2024-03-01T14:40:26.1234567Z", utc(2024, 3, 1, 14, 40, 26, 123456)),  # cut to microseconds
+        ("0000-12-31T23:59:60Z", utc(1, 1, 1)),  # a leap second out of year 0
     ],
 )
 def test_accepted_timestamp_text(text: str, expected: datetime) -> None:
@@ -149,6 +153,10 @@ def test_accepted_timestamp_text(text: str, expected: datetime) -> None:
         "2022-01-11T24:00:00Z",
         "0000-01-01",
         "0000-01-01T00:00:00Z",  # the common form, year 0
+        "0000-06-01T00:00:00.5Z",
+        "9999-12-31T23:59:60Z",  # a leap second into year 10000
+        "9999-12-31T23:59:60.5Z",
+        "9999-12-31T23:59:60.123456Z",
         "11/01/2022",
         "2022-01-11T08:30:00+2",
     ],
@@ -329,6 +337,7 @@ timestamp_texts = st.one_of(
 
 
 @given(st.lists(timestamp_texts, min_size=1, max_size=20))
+@example(["9999-12-31T23:59:60Z", "9999-12-31T23:59:60.5Z", "0000-12-31T23:59:60Z", "0000-01-01T00:00:00.1Z"])
 def test_direct_timestamp_parse_agrees_with_the_general_one(texts: list[str]) -> None:
     frame = pl.DataFrame({"t": texts})
     direct = frame.select(parse_timestamp_text(pl.col("t"))).to_series()

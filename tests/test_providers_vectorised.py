@@ -496,3 +496,49 @@ def test_avro_files_with_a_byte_changed_read_alike_on_both_paths(codec: str) -> 
             fast = outcome_rows(Path("."), content, name="x.avro", limits=Limits(tuning=tuning))
             slow = outcome_rows(Path("."), content, name="x.avro", limits=Limits(vectorised=False, tuning=tuning))
             assert fast == slow, (at, value)
+
+
+def _feed_records(shape: str, count: int) -> list[str]:
+    if shape == "ses":
+        return [json.dumps(record) for record in clean_ses(count)]
+    return [
+        json.dumps({"id": f"u{n}", "event": "Message Sent", "timestamp": "2024-05-01T10:00:00Z"}) for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"), [("feed.ndjson", "feed"), ("ses.ndjson", "ses"), ("feed.json", "feed"), ("ses.json", "ses")]
+)
+@pytest.mark.parametrize("vectorised", [True, False])
+@pytest.mark.parametrize("tuning", [Tuning(), Tuning(judge_rows=7, batch_rows=5, provider_block_bytes=4000)])
+def test_a_store_error_while_reading_is_raised_after_every_record_before_it(
+    name: str, shape: str, vectorised: bool, tuning: Tuning
+) -> None:
+    """Blocks read ahead, gathered, or joined for judging are handed on before the error, on both paths."""
+    records = _feed_records(shape, 600)
+    whole = 400  # records complete before the error; the next one is cut in the middle
+    if name.endswith(".ndjson"):
+        before = "".join(record + "\n" for record in records[:whole]) + records[whole][:40]
+    else:
+        before = "[" + ",".join(records[:whole]) + "," + records[whole][:40]
+    data = before.encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(data), 997):
+            yield data[start : start + 997]
+        raise OSError("the connection was reset")
+
+    loaded = 0
+    with pytest.raises(OSError, match="connection was reset"):
+        for batch in read_batches(name, chunks(), Limits(vectorised=vectorised, tuning=tuning)):
+            loaded += batch.count
+    assert loaded == whole
+
+
+def test_an_empty_object_on_the_way_to_a_used_field_stays_in_extra() -> None:
+    """`mail.tags` is where the campaign id would be: empty, it is kept as `{}` on both paths."""
+    record = {"eventType": "Send", "mail": {"messageId": "", "destination": ["a@example.com"], "tags": {}}, "send": {}}
+    fast, slow = both_paths("ses.ndjson", json.dumps(record) + "\n")
+    assert fast == slow
+    [row] = fast[2]
+    assert '"tags":{}' in row[10]

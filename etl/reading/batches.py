@@ -13,6 +13,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache, partial
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -23,6 +24,8 @@ from etl.reading.mapping import expand_unit
 from etl.reading.providers.vectorised import sniff
 from etl.reading.split import Lines, iter_document_units, line_blocks, line_units
 from etl.reading.types import Block, Limits, ReadContext, RecordBatch, Unit, is_avro, is_line_delimited
+
+T = TypeVar("T")
 
 
 def read_batches(name: str, chunks: Iterator[bytes], limits: Limits) -> Iterator[RecordBatch]:
@@ -47,9 +50,9 @@ def read_batches(name: str, chunks: Iterator[bytes], limits: Limits) -> Iterator
 def _line_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext) -> Iterator[RecordBatch]:
     """NDJSON in blocks of whole lines: each block read at once when it is clean, else record by record.
 
-    Clean blocks are read at once on two threads of their own (`_read_ahead`), each block on one
-    core, while this thread goes on splitting the stream; a block the fast path declines is read
-    record by record here, in its turn."""
+    Clean blocks are read at once on threads of their own (`_read_ahead`; Arrow's parse of a block
+    on one core) while this thread goes on splitting the stream; a block the fast path declines is
+    read record by record here, in its turn."""
     ordinal = 0
     blocks = line_blocks(chunks, limits.max_record_bytes)
     if not limits.use_vectorised:
@@ -69,23 +72,28 @@ def _line_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext)
             yield batch
 
 
-def _read_ahead(
-    blocks: Iterator[Lines], limits: Limits, context: ReadContext, ahead: int = 2
-) -> Iterator[tuple[Lines, Block | None]]:
-    """Each block with its records read at once (None: declined, or not plain), up to `ahead` blocks
-    being read at a time. Order is kept; an error is raised when its block's turn comes."""
+def _read_ahead(blocks: Iterator[Lines], limits: Limits, context: ReadContext) -> Iterator[tuple[Lines, Block | None]]:
+    """Each block with its records read at once (None: declined, or not plain), the next block's
+    reading under way while one is taken. Order is kept; a block's error is raised in its turn, and
+    an error of the stream after the blocks that came before it."""
+    readers, ahead = _readers(), 2
     pending: deque[tuple[Lines, Future[Block | None] | None]] = deque()
-    for lines in blocks:
-        read = (
-            _readers().submit(ndjson_block, lines.data, lines.first, limits.max_record_bytes, lines.count, context)
-            if lines.plain
-            else None
-        )
-        pending.append((lines, read))
-        if len(pending) >= ahead:
+    try:
+        for lines in _until_failure(blocks):
+            if isinstance(lines, _Failed):
+                while pending:
+                    yield _taken(pending.popleft())
+                raise lines.error
+            args = (lines.data, lines.first, limits.max_record_bytes, lines.count, context)
+            pending.append((lines, readers.submit(ndjson_block, *args) if lines.plain else None))
+            if len(pending) >= ahead:
+                yield _taken(pending.popleft())
+        while pending:
             yield _taken(pending.popleft())
-    while pending:
-        yield _taken(pending.popleft())
+    finally:  # the consumer left early, or a block failed: the blocks not started yet need not be
+        for _, read in pending:
+            if read is not None:
+                read.cancel()
 
 
 def _taken(item: tuple[Lines, Future[Block | None] | None]) -> tuple[Lines, Block | None]:
@@ -95,15 +103,43 @@ def _taken(item: tuple[Lines, Future[Block | None] | None]) -> tuple[Lines, Bloc
 
 @cache
 def _readers() -> ThreadPoolExecutor:
-    """The threads that read NDJSON blocks at once, started by the first file that needs them."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="etl-block")
+    """The threads that read NDJSON blocks at once, started by the first file that needs them: two,
+    or one where the process may use one core (one of several workers, a Ray task)."""
+    threads = max(1, min(2, pl.thread_pool_size()))
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="etl-block")
+
+
+class _Failed:
+    """The error a source raised, handed on as its last item: a stage that holds items back hands
+    them on first, then raises it (the records before a read error are loaded, as they are when
+    nothing is held)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _until_failure(items: Iterator[T]) -> Iterator[T | _Failed]:
+    iterator = iter(items)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:  # raised again by the stage, after what it holds
+            yield _Failed(error)
+            return
+        yield item
 
 
 def _gathered(blocks: Iterator[Lines], context: ReadContext, limit: int) -> Iterator[Lines]:
     """Consecutive blocks of a provider's NDJSON joined up to `limit` bytes (its records are large:
     a block of few of them costs as much to read at once as a block of many)."""
     held: list[Lines] = []
-    for lines in blocks:
+    for lines in _until_failure(blocks):
+        if isinstance(lines, _Failed):
+            if held:
+                yield Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
+            raise lines.error
         if lines.plain and (held or sniff(lines.data[: lines.data.find(b"\n")], context)):
             held.append(lines)
             if sum(len(block.data) for block in held) < limit:
@@ -129,7 +165,11 @@ def _batches(
     units: Iterator[Unit | Block], first_ordinal: int, batch_rows: int, context: ReadContext
 ) -> Iterator[RecordBatch]:
     batch = RecordBatch(first_ordinal)
-    for unit in units:
+    for unit in _until_failure(units):
+        if isinstance(unit, _Failed):
+            if batch.count or batch.ignored:
+                yield batch
+            raise unit.error
         if isinstance(unit, Block):  # records read at once: a batch of their own
             if batch.count:
                 yield batch
@@ -149,7 +189,11 @@ def _batches(
 def _joined(batches: Iterator[RecordBatch], judge_rows: int) -> Iterator[RecordBatch]:
     """Consecutive batches read at once, joined into one of up to `judge_rows` rows."""
     run: list[RecordBatch] = []
-    for batch in batches:
+    for batch in _until_failure(batches):
+        if isinstance(batch, _Failed):
+            if run:
+                yield _join(run)
+            raise batch.error
         if run and (batch.frame is None or sum(b.count for b in run) >= judge_rows):
             yield _join(run)
             run = []

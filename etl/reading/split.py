@@ -222,6 +222,7 @@ class _TextBuffer:
         self.eof = False
         self.read_error = ""
         self.read_error_reported = False
+        self.failed: Exception | None = None  # the stream's error, held while the text before it is read
         self.dirty = False
         self._line_base = 1  # line number of text[0]
         self._line_pos = 0  # text index up to which newlines are counted
@@ -229,6 +230,9 @@ class _TextBuffer:
 
     def fill(self) -> bool:
         """Append the next chunk; False at the end of the stream."""
+        if self.failed is not None:
+            failed, self.failed = self.failed, None
+            raise failed
         if self.eof:
             return False
         try:
@@ -323,8 +327,11 @@ def _iter_array(
 def _window_block(
     buffer: _TextBuffer, prefix: str, index: int, limits: Limits, read_window: WindowReader
 ) -> Block | None:
-    while len(buffer.text) - buffer.pos < limits.tuning.window_chars and buffer.fill():
-        pass
+    try:
+        while len(buffer.text) - buffer.pos < limits.tuning.window_chars and buffer.fill():
+            pass
+    except Exception as error:  # the store's: the next fill raises it, after the elements before it
+        buffer.failed = error
     found = read_window(buffer.text, buffer.pos, index, prefix)
     if found is None:
         return None

@@ -2,8 +2,8 @@
 Braze Currents' Avro files.
 
 Arrow parses the block with its types inferred (a few fields pinned to text); the provider's table
-(`sendgrid.TABLE`, `ses.TABLE`) becomes polars expressions, and `extra` is written by `json_text`, a
-JSON writer in expressions that gives exactly `base.extra_json`'s text (sorted keys, compact, no null
+(`sendgrid.TABLE`, `ses.TABLE`, `braze.TABLE`) becomes polars expressions, and `extra` is written by
+polars' JSON writer (`extra_expr`) as exactly `base.extra_json`'s text (sorted keys, compact, no null
 members). As with the platform's own shapes, anything the record-by-record adapter would word (a
 missing recipient, a timestamp in no accepted form, a wrong type, a record of another provider, a
 number with a fraction in `extra`) makes the block decline: it is then read record by record.
@@ -413,8 +413,10 @@ def _finish(
 ) -> Read:
     """Rows of the mapped records, ignored events counted; None when some record is awkward.
 
-    Computed in two steps: the columns and each condition of `used` first, then `extra` from them
-    (written as one expression, the conditions would be computed again for every field they guard)."""
+    Computed in steps, each a column that the next ones use (as one expression, polars would compute
+    a shared part again wherever it is used): what the fields keep (`_Fields.keep`); the columns and
+    each condition of `used`; the `extra` text; its null members cut (`Extra.cut`) and what the cut
+    left checked; an empty `{}` made null."""
     if any(name.startswith("_") for name in frame.columns):
         return None  # a field that could be taken for one of the columns made here (`_record`, …)
     conditions: dict[str, pl.Expr] = {}
@@ -500,8 +502,9 @@ def _named(used: Used, conditions: dict[str, pl.Expr]) -> Used:
 
 
 class Extra(NamedTuple):
-    """Each record's `extra` as an object text (`{}` when empty), where it cannot be written exactly,
-    and the cut that must still take the null members out of that text (None: it has none)."""
+    """Each record's `extra` as an object text, where it cannot be written exactly, and the cut that
+    must still take the null members out of that text (None: it has none). The text is `{}` for a
+    record with nothing left (after the cut), which the caller makes null."""
 
     text: pl.Expr
     awkward: pl.Expr
@@ -509,13 +512,14 @@ class Extra(NamedTuple):
 
 
 def extra_expr(frame: pl.DataFrame, used: Used) -> Extra:
-    """Each record's `extra` text.
+    """Each record's `extra` text, before the cut of its null members (the caller applies `Extra.cut`).
 
     Polars writes the JSON (it escapes as Python's json does) of each record rebuilt with its keys
     sorted; members that are null or went to a column (`used`) must then go. When only top-level
     fields went to columns (SendGrid), the record is written member by member, leaving those out;
-    otherwise (SES) it is written whole and the null members are then cut out of the text
-    (`_NullCut`): cheap where the records are large and nested."""
+    otherwise (SES) it is written whole, to have its null members cut out of the text (`_NullCut`):
+    cheaper where the records are large and nested (writing each member on its own, leaving out the
+    null ones, measured slower)."""
     nulls, cut = _NullCheck(frame), _NullCut(frame.schema)
     fields: list[tuple[str, pl.Expr, DType]] = [(name, pl.col(name), dtype) for name, dtype in frame.schema.items()]
     if any(isinstance(below, dict) for below in used.values()):
@@ -637,7 +641,7 @@ def _rebuilt(fields: list[tuple[str, pl.Expr, DType]], used: Used | None, nulls:
             kept = ~below.fill_null(False)
             value, bad = _writable(expr, dtype)
             value, bad = pl.when(kept).then(value), kept & bad
-        elif isinstance(below, dict) and isinstance(dtype, pl.Struct):
+        elif isinstance(below, dict) and isinstance(dtype, pl.Struct) and dtype.fields:  # (`{}` is written as it is)
             inner = [(field.name, expr.struct.field(field.name), field.dtype) for field in dtype.fields]
             value, bad = _rebuilt(inner, below, nulls)
             # A missing object stays missing (rebuilt, it would be an object of nulls, written `{}`).
