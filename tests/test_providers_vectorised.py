@@ -542,3 +542,27 @@ def test_an_empty_object_on_the_way_to_a_used_field_stays_in_extra() -> None:
     assert fast == slow
     [row] = fast[2]
     assert '"tags":{}' in row[10]
+
+
+def test_a_store_error_mid_file_loads_the_records_before_it_and_quarantines_the_file_as_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a run records for it: every complete record before the error loaded, then one rejection."""
+    from etl import storage
+    from tests.helpers import ingest_text
+
+    content = "".join(record + "\n" for record in _feed_records("ses", 300))
+    real = storage.iter_bytes
+
+    def reset_after_two_thirds(store: Any, key: str, **options: Any) -> Iterator[bytes]:
+        data = b"".join(real(store, key, **options))
+        yield data[: len(data) * 2 // 3]
+        raise OSError("the connection was reset")
+
+    monkeypatch.setattr(storage, "iter_bytes", reset_after_two_thirds)
+    outcome = ingest_text("ses.ndjson", content, tmp_path)
+    complete = content.encode()[: len(content.encode()) * 2 // 3].count(b"\n")
+    assert outcome.events.height == complete
+    [rejection] = outcome.quarantine.rows(named=True)
+    assert rejection["reason"] == "unreadable_file" and "connection was reset" in rejection["detail"]
+    assert outcome.read == complete + 1

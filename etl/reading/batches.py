@@ -138,21 +138,25 @@ def _gathered(blocks: Iterator[Lines], context: ReadContext, limit: int) -> Iter
     for lines in _until_failure(blocks):
         if isinstance(lines, _Failed):
             if held:
-                yield Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
+                yield _joined_lines(held)
             raise lines.error
         if lines.plain and (held or sniff(lines.data[: lines.data.find(b"\n")], context)):
             held.append(lines)
             if sum(len(block.data) for block in held) < limit:
                 continue
         if held:
-            yield Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
+            yield _joined_lines(held)
             if held[-1] is lines:
                 held = []
                 continue
             held = []
         yield lines
     if held:
-        yield Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
+        yield _joined_lines(held)
+
+
+def _joined_lines(held: list[Lines]) -> Lines:
+    return Lines(b"".join(block.data for block in held), held[0].first, sum(block.count for block in held))
 
 
 def _vectorised_batch(block: Block, first_ordinal: int) -> RecordBatch:

@@ -45,7 +45,7 @@ _ELEMENTS = pj.ParseOptions(
 )
 _FLAT_ONLY = ("event", "timestamp", *PROPERTY_COLUMNS)  # fields a payload must not carry at its top
 _NO_CONTEXT = ReadContext()
-# Blocks are read on threads of their own, two at a time (`batches`): one thread each costs less CPU.
+# Blocks are read on threads of their own (`batches._read_ahead`): one parse thread each costs less CPU.
 _ONE_THREAD = pj.ReadOptions(use_threads=False)
 
 
