@@ -27,7 +27,7 @@ from etl.funnel import (
     user_share,
 )
 from etl.settings import Tuning
-from etl.shares import rows_of, runs_of_rows, share_count
+from etl.shares import passes_for, rows_of, runs_of_rows, share_count
 from etl.storage import Store, open_store
 from etl.warehouse import Layout
 
@@ -155,6 +155,7 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
     rows = rows_of(storage.scan_parquet(store, events) if campaigns is None else _columns(store, events, campaigns))
     shares = share_count(rows, tuning.share_rows)
     if shares <= tuning.max_passes:
+        shares = passes_for(shares, count.executor.slots(), tuning.max_passes)
         jobs = [ShareJob(tuple(events), campaigns, share, shares) for share in range(shares)]
         counted = count.executor.map(
             partial(count_share, count.warehouse),

@@ -41,7 +41,7 @@ from etl.funnel import funnel_in_shares, user_share
 from etl.messages import EVENT_DATES, MESSAGE_COLUMNS, MESSAGE_INPUT, MESSAGE_KEY, in_table_order, messages_of
 from etl.normalise import with_source_defaults
 from etl.settings import Tuning
-from etl.shares import rows_of, runs_of_rows, share_count
+from etl.shares import passes_for, rows_of, runs_of_rows, share_count
 from etl.storage import Store, open_store
 from etl.warehouse import Layout, staging_key
 
@@ -253,6 +253,7 @@ def count_touched(
         return []
     shares = share_count(rows_of(storage.scan_parquet(store, keys)), tuning.share_rows)
     if shares <= tuning.max_passes:
+        shares = passes_for(shares, executor.slots(), tuning.max_passes)
         jobs = [MessageShareJob(tuple(keys), plan.touched, share, shares, out_prefix) for share in range(shares)]
         return executor.map(
             partial(count_message_share, warehouse),

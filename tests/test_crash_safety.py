@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +23,7 @@ import pytest
 from etl.errors import WarehouseBusy
 from etl.pipeline import run
 from etl.settings import Settings
+from etl.storage.store import LocalStore
 from etl.warehouse import Journal
 from tests.helpers import day_file_records, record, run_at, table, write
 
@@ -119,6 +121,32 @@ def test_a_run_killed_while_it_finishes_an_interrupted_publish_is_finished_by_th
     expected, actual = data_rows(scenario["after"]), data_rows(warehouse)
     for name in expected:
         assert actual[name].equals(expected[name]), name
+
+
+def test_every_object_a_run_publishes_is_durable_before_its_plan_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", [*day_file_records(1, range(3)), record("x", "Message Oops")])  # (a quarantine too)
+    steps: list[tuple[str, list[str]]] = []
+    sync, put_if_absent = LocalStore.sync, LocalStore.put_if_absent
+
+    def spy_sync(store: LocalStore, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        steps.append(("sync", keys))
+        sync(store, keys)
+
+    def spy_put_if_absent(store: LocalStore, key: str, data: bytes) -> str | None:
+        if key.endswith("/plan.json"):
+            steps.append(("plan", [op["src"] for op in json.loads(data)["ops"] if op["op"] == "replace"]))
+        return put_if_absent(store, key, data)
+
+    monkeypatch.setattr(LocalStore, "sync", spy_sync)
+    monkeypatch.setattr(LocalStore, "put_if_absent", spy_put_if_absent)
+    run_at(landing, warehouse)
+    (plan_step, published), *_ = [(n, keys) for n, (what, keys) in enumerate(steps) if what == "plan"]
+    synced = {key for what, keys in steps[:plan_step] if what == "sync" for key in keys}
+    assert len(published) > 6 and set(published) <= synced  # events, messages, funnels, staged copy, …
 
 
 def test_a_run_that_fails_before_commit_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

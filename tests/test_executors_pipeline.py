@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from etl.pipeline import reprocess, run
-from etl.settings import Settings
+from etl.settings import Settings, Tuning
 from tests.helpers import assert_accounted, assert_same_tables, day_file_records, fixed_clock, record, run_at, write
 from tests.support.cli import invoke
 
@@ -51,6 +51,17 @@ def test_two_worker_processes_give_the_tables_of_one(tmp_path: Path) -> None:
     assert_same_tables(one, two)
     for warehouse, options in ((one, {}), (two, WORKERS)):
         reprocess(Settings(landing, warehouse, **options), date(2024, 5, 1), date(2024, 5, 2), clock=fixed_clock())
+    assert_same_tables(one, two)
+
+
+def test_two_worker_processes_counting_more_shares_give_the_tables_of_one(tmp_path: Path) -> None:
+    # Shares of 40 rows: one process counts the messages in 5 passes, two workers in 6 (a multiple of
+    # the workers, so that none waits for the last alone); the rows are the same.
+    landing = landing_zone(tmp_path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    tuning = Tuning(share_rows=40)
+    run_at(landing, one, tuning=tuning)
+    assert_accounted(run_at(landing, two, tuning=tuning, **WORKERS).document)
     assert_same_tables(one, two)
 
 

@@ -206,3 +206,31 @@ def test_create_if_absent_works_without_hard_links(tmp_path: Path, monkeypatch: 
     assert not store.put_if_absent("_state/lock.json", b"second")
     assert store.read_bytes("_state/lock.json") == b"first"
     assert [info.key for info in store.list()] == ["_state/lock.json"]  # no temporary file left
+
+
+def test_local_objects_are_made_durable_by_sync_files_and_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    monkeypatch.setattr("etl.storage.store._fsync", synced.append)
+    store = open_store(tmp_path / "wh")
+    store.put("a/one.json", b"1")
+    storage.write_parquet(store, pl.DataFrame({"x": [1]}), "b/two.parquet")
+    assert synced == []  # (written whole, in place at once; durable only when synced)
+    store.sync(["a/one.json", "b/two.parquet", "a/one.json"])
+    root = tmp_path / "wh"
+    assert sorted(synced) == sorted([root / "a/one.json", root / "b/two.parquet", root / "a", root / "b"])
+
+
+def test_lock_and_commit_primitives_are_durable_when_they_return(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    store = open_store(tmp_path / "wh")
+    store.put("lease.json", b"1")
+    etag = store.head("lease.json").etag  # type: ignore[union-attr]
+    monkeypatch.setattr("etl.storage.store._fsync", synced.append)
+    store.put_if_absent("plan.json", b"plan")
+    store.replace_if_unchanged("lease.json", b"2", etag)
+    assert len([path for path in synced if path.parent == tmp_path / "wh" and path.name.startswith(".")]) == 2
+    assert synced.count(tmp_path / "wh") == 2  # the folder, after each is in place

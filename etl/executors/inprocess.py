@@ -35,5 +35,8 @@ class InProcess(Closing):
             results.append(result)
         return results
 
+    def slots(self) -> int:
+        return 1
+
     def close(self) -> None:
         """Nothing to release."""

@@ -25,8 +25,11 @@ obstore (Rust's `object_store`) does the work. In object stores:
   does not answer, a store failing after every retry) are raised as one sentence each
   (`etl.storage.errors`); a missing object stays a `FileNotFoundError`.
 
-On local disk this layer adds what a disk needs and obstore's `LocalStore` lacks: writes are fsynced
-before they become visible, symbolic links leading out of the root are reported (not followed), the
+On local disk this layer adds what a disk needs and obstore's `LocalStore` lacks: a written object
+appears whole (written beside its place, then renamed), and is made durable by `sync` (the journal
+syncs every object it publishes before its commit: one fsync pass at the end instead of two fsyncs
+per object while the units of work wait on each); `put_if_absent` and `replace_if_unchanged` (the
+lock and the commit) are durable when they return. Symbolic links leading out of the root are reported (not followed), the
 root folder is created only by the first write, `replace_if_unchanged` (obstore: not implemented for
 local files) is done under a lock on the folder, and reads use plain buffered I/O (300 MB streamed in 4 MB
 chunks: 0.07-0.16 s, obstore's local stream 0.8-1.9 s on this machine); `expect_etag` is checked on
@@ -43,6 +46,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +67,7 @@ CHUNK_BYTES: Final = 4 * 1024 * 1024  # also the NDJSON block size: 8 MB held ~1
 UPLOAD_PART_BYTES: Final = 8 * 1024 * 1024
 UPLOAD_PARTS_AT_ONCE: Final = 4
 MEMORY_SCHEME: Final = "memory://"
+_SYNCS_AT_ONCE: Final = 16
 _MEMORY: dict[str, MemoryStore] = {}  # memory:// stores of this process, by name
 
 
@@ -157,6 +162,10 @@ class Store:
         """A local file to write now and publish at `key` later (`commit`), or throw away (`discard`)."""
         folder = Path(tempfile.mkdtemp(prefix="etl-"))
         return PendingWrite(folder / "object", key, self._upload, folder)
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """Make the objects at `keys` durable: on local disk they survive a crash of the machine once
+        this returns (object stores: they are, once written)."""
 
     def copy(self, source: str, target: str) -> None:
         raise NotImplementedError
@@ -405,8 +414,24 @@ class LocalStore(Store):
             current = self.head(key)
             if current is None or current.etag != etag:
                 return None
-            self.put(key, data)
+            pending = self.open_write(key)
+            try:  # durable before it is in place: a lease is never seen empty after a crash
+                pending.path.write_bytes(data)
+                _fsync(pending.path)
+                pending.commit()
+            finally:
+                pending.discard()
+            _fsync_dir(target.parent)
             return _stat_info(key, target.stat()).etag
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """fsync each file, then each folder holding one, several at a time: the filesystem commits
+        concurrent fsyncs together (180 objects of a run: ~0.1 s here)."""
+        files = sorted({self.root / key for key in keys})
+        folders = sorted({path.parent for path in files})
+        with ThreadPoolExecutor(_SYNCS_AT_ONCE) as pool:
+            list(pool.map(_fsync, files))
+            list(pool.map(_fsync_dir, folders))
 
     def open_write(self, key: str) -> PendingWrite:
         # Written beside the target, so that publishing it is one rename on the same disk.
@@ -549,10 +574,9 @@ def _create_exclusive(target: Path, data: bytes) -> bool:
 
 
 def _publish_local(path: Path, target: Path) -> None:
+    """Put a written file in its place at once (durable only after `sync`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    _fsync(path)
     os.replace(path, target)
-    _fsync_dir(target.parent)
 
 
 def _fsync(path: Path) -> None:

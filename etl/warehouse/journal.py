@@ -67,7 +67,9 @@ class Journal:
     def commit(self) -> None:
         """The point of no return: after this the run's changes are published, now or by the next run."""
         fault_point("commit")
-        plan = storage.json_bytes({"ops": list(self._ops.values())})
+        ops = list(self._ops.values())
+        self.store.sync(op["src"] for op in ops if op["op"] == "replace")  # durable before the plan
+        plan = storage.json_bytes({"ops": ops})
         self.committing = True
         if not self.store.put_if_absent(f"{self.prefix}/{PLAN}", plan):
             raise RuntimeError(f"run {self.run_id} has a committed plan already")
