@@ -29,11 +29,11 @@ On local disk this layer adds what a disk needs and obstore's `LocalStore` lacks
 appears whole (written beside its place, then renamed), and is made durable by `sync` (the journal
 syncs every object it publishes before its commit: one fsync pass at the end instead of two fsyncs
 per object while the units of work wait on each); `put_if_absent` and `replace_if_unchanged` (the
-lock and the commit) are durable when they return. Symbolic links leading out of the root are reported (not followed), the
-root folder is created only by the first write, `replace_if_unchanged` (obstore: not implemented for
-local files) is done under a lock on the folder, and reads use plain buffered I/O (300 MB streamed in 4 MB
-chunks: 0.07-0.16 s, obstore's local stream 0.8-1.9 s on this machine); `expect_etag` is checked on
-the open file before and after it is read.
+lock and the commit) are durable when they return. Symbolic links leading out of the root are
+reported (not followed), the root folder is created only by the first write, `replace_if_unchanged`
+(obstore: not implemented for local files) is done under a lock on the folder, and reads use plain
+buffered I/O (300 MB streamed in 4 MB chunks: 0.07-0.16 s, obstore's local stream 0.8-1.9 s on this
+machine); `expect_etag` is checked on the open file before and after it is read.
 """
 
 from __future__ import annotations
