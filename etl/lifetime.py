@@ -22,12 +22,12 @@ from etl.funnel import (
     FUNNEL_INPUT,
     funnel_counts,
     funnel_from_counts,
-    funnel_of_user_shares,
     lifetime_funnel,
     user_share,
 )
 from etl.settings import Tuning
-from etl.shares import passes_for, rows_of, runs_of_rows, share_count
+from etl.shares import passes_for, rows_of, share_count
+from etl.split_shares import split_in_shares
 from etl.storage import Store, open_store
 from etl.warehouse import Layout
 
@@ -145,8 +145,8 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
 
     Distinct users need every message of a user in one place: when the messages are too many to hold
     their user sets at once, they are counted one user share at a time (`count_share`), each a
-    filtered pass over the partitions; past `max_passes` shares, one pass first splits them into
-    share scratch files, then each share is counted on its own. The shares add up exactly.
+    filtered pass over the partitions; past `max_passes` shares, units first split them into objects
+    per share (`etl.split_shares`), then each share is counted on its own. The shares add up exactly.
     """
     if not events:
         return lifetime_funnel(pl.LazyFrame(schema=FUNNEL_INPUT)).collect()
@@ -164,12 +164,34 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
             resources=UNIT_OF_WORK,
         )
         return funnel_from_counts(counted, ["campaign_id"])
-    # The scratch files are local to this process: the shares of a split are counted here.
-    with store.scratch(count.scratch_prefix) as folder:
-        pieces = (_columns(store, keys, campaigns) for keys in runs_of_rows(store, events, tuning.split_rows))
-        groups = storage.sink_parquet_split(pieces, user_share(shares), folder)
-        parts = [storage.scan_local(files) for files in groups] or [pl.LazyFrame(schema=FUNNEL_INPUT)]
-        return funnel_of_user_shares(parts, ["campaign_id"])
+    split = f"{count.scratch_prefix}/split-lifetime"
+    by_share = split_in_shares(
+        count.warehouse, events, partial(_columns, campaigns=campaigns), shares, split, tuning, count.executor
+    )
+    counted = count.executor.map(
+        partial(count_split_share, count.warehouse),
+        [SplitShare(share, tuple(objects)) for share, objects in by_share.items()],
+        describe=lambda job: f"lifetime share {job.share}",
+        resources=UNIT_OF_WORK,
+    )
+    store.delete_prefix(split)
+    if not counted:
+        return lifetime_funnel(pl.LazyFrame(schema=FUNNEL_INPUT)).collect()
+    return funnel_from_counts(counted, ["campaign_id"])
+
+
+@dataclass(frozen=True)
+class SplitShare:
+    """One user share of the messages, split out into objects of its own."""
+
+    share: int
+    objects: tuple[str, ...]
+
+
+def count_split_share(warehouse: str, job: SplitShare) -> pl.DataFrame:
+    """The funnel counts of one share of a split, one row per campaign."""
+    messages = storage.scan_parquet(open_store(warehouse), list(job.objects))
+    return funnel_counts(messages, ["campaign_id"]).collect(engine="streaming")
 
 
 def _published(layout: Layout) -> pl.DataFrame | None:

@@ -41,7 +41,8 @@ from etl.funnel import funnel_in_shares, user_share
 from etl.messages import EVENT_DATES, MESSAGE_COLUMNS, MESSAGE_INPUT, MESSAGE_KEY, in_table_order, messages_of
 from etl.normalise import with_source_defaults
 from etl.settings import Tuning
-from etl.shares import passes_for, rows_of, runs_of_rows, share_count
+from etl.shares import passes_for, rows_of, share_count
+from etl.split_shares import split_in_shares
 from etl.storage import Store, open_store
 from etl.warehouse import Layout, staging_key
 
@@ -245,8 +246,8 @@ def _send_dates_holding(layout: Layout, touched: pl.DataFrame) -> set[date]:
 def count_touched(
     warehouse: str, plan: SendPlan, out_prefix: str, scratch_prefix: str, tuning: Tuning, executor: Executor
 ) -> list[ShareResult]:
-    """Count the touched messages again, one user share at a time (each a filtered pass over the
-    events read; past `max_passes` shares, one pass splits them into local scratch files first)."""
+    """Count the touched messages again, one user share at a time: each a filtered pass over the
+    events read, or past `max_passes` shares, counted from a split (`etl.split_shares`)."""
     store = open_store(warehouse)
     keys = list(plan.read.values())
     if not keys:
@@ -261,13 +262,38 @@ def count_touched(
             describe=lambda job: f"messages share {job.share}",
             resources=UNIT_OF_WORK,
         )
-    with store.scratch(scratch_prefix) as folder:
-        pieces = (
-            _touched_only(store, _message_input(storage.scan_parquet(store, run)), plan.touched)
-            for run in runs_of_rows(store, keys, tuning.split_rows)
-        )
-        groups = storage.sink_parquet_split(pieces, user_share(shares), folder)
-        return [_write_share(store, storage.scan_local(files), n, out_prefix) for n, files in enumerate(groups)]
+    split = f"{scratch_prefix}/split-messages"
+    select = partial(_message_rows, touched=plan.touched)
+    by_share = split_in_shares(warehouse, keys, select, shares, split, tuning, executor)
+    split_jobs = [SplitShareJob(share, tuple(objects), out_prefix) for share, objects in by_share.items()]
+    counted = executor.map(
+        partial(count_split_share, warehouse),
+        split_jobs,
+        describe=lambda job: f"messages share {job.share}",
+        resources=UNIT_OF_WORK,
+    )
+    store.delete_prefix(split)
+    return counted
+
+
+def _message_rows(store: Store, keys: list[str], touched: str | None) -> pl.LazyFrame:
+    """What counting the touched messages reads of some events partitions."""
+    return _touched_only(store, _message_input(storage.scan_parquet(store, keys)), touched)
+
+
+@dataclass(frozen=True)
+class SplitShareJob:
+    """One user share of the touched messages, split out into objects of its own."""
+
+    share: int
+    objects: tuple[str, ...]
+    out_prefix: str
+
+
+def count_split_share(warehouse: str, job: SplitShareJob) -> ShareResult:
+    """Count one share of a split; one scratch object per send date."""
+    store = open_store(warehouse)
+    return _write_share(store, storage.scan_parquet(store, list(job.objects)), job.share, job.out_prefix)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from etl.executors import InProcess
 from etl.pipeline import reprocess, run
 from etl.settings import Settings, Tuning
 from tests.helpers import assert_accounted, assert_same_tables, day_file_records, fixed_clock, record, run_at, write
@@ -63,6 +64,31 @@ def test_two_worker_processes_counting_more_shares_give_the_tables_of_one(tmp_pa
     run_at(landing, one, tuning=tuning)
     assert_accounted(run_at(landing, two, tuning=tuning, **WORKERS).document)
     assert_same_tables(one, two)
+
+
+def test_counts_split_by_share_run_in_units_and_two_workers_give_the_tables_of_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shares of 10 rows, at most 2 passes: messages and lifetime funnel are counted from a split,
+    # whose runs and shares are units of work (none of it in the driver).
+    landing = landing_zone(tmp_path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    tuning = Tuning(share_rows=10, max_passes=2, split_rows=60)
+    in_units: list[str] = []
+    real_map = InProcess.map
+
+    def recording_map(self: InProcess, function: Any, jobs: Any, *, describe: Any, **options: Any) -> Any:
+        in_units.extend(describe(job).split(" (")[0] for job in jobs)
+        return real_map(self, function, jobs, describe=describe, **options)
+
+    monkeypatch.setattr(InProcess, "map", recording_map)
+    run_at(landing, one, tuning=tuning)
+    splits = [unit for unit in in_units if unit.startswith("split of")]
+    assert len(splits) >= 4  # (messages and lifetime funnel: several runs each)
+    assert {"messages share 0", "lifetime share 0"} <= set(in_units)
+    assert_accounted(run_at(landing, two, tuning=tuning, **WORKERS).document)
+    assert_same_tables(one, two)
+    assert not list((two / "_state").glob("journal/*"))  # the split objects went with the run's journal
 
 
 def test_a_worker_killed_in_the_middle_of_a_unit_is_retried_and_changes_nothing(

@@ -8,7 +8,8 @@ first, then uploaded as one object.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
@@ -137,9 +138,10 @@ def _arrow_schema(schema: pl.Schema, required: set[str]) -> pa.Schema:
     return pa.schema([field.with_nullable(field.name not in required) for field in written])
 
 
-def sink_parquet_split(frames: Iterable[pl.LazyFrame], key: pl.Expr, folder: Path) -> list[list[Path]]:
+def sink_parquet_split(frames: Iterable[pl.LazyFrame], key: pl.Expr, folder: Path) -> dict[int, list[Path]]:
     """Stream lazy frames into scratch Parquet files in a local `folder`, grouped by the value of `key`
-    (the key itself is not written), in one pass and bounded memory; the files of each group.
+    (an integer; the key itself is not written), in one pass and bounded memory; the files of each
+    group with rows, by its value.
 
     Frames are written one after the other: a sink reading many files at once buffers far more.
     Scratch files are read once and thrown away: fast compression, no statistics.
@@ -154,15 +156,27 @@ def sink_parquet_split(frames: Iterable[pl.LazyFrame], key: pl.Expr, folder: Pat
             row_group_size=8192,
             mkdir=True,
         )
-    groups: dict[str, list[Path]] = {}
+    groups: dict[int, list[Path]] = {}
     for path in sorted(folder.glob("*/_group=*/*.parquet")):
-        groups.setdefault(path.parent.name, []).append(path)
-    return list(groups.values())
+        groups.setdefault(int(path.parent.name.removeprefix("_group=")), []).append(path)
+    return dict(sorted(groups.items()))
 
 
-def scan_local(paths: list[Path]) -> pl.LazyFrame:
-    """Local scratch files (from `sink_parquet_split`) as one lazy frame."""
-    return pl.scan_parquet([str(path) for path in paths])
+def split_into_objects(
+    store: Store, frame: pl.LazyFrame, key: pl.Expr, object_key: Callable[[int, int], str], scratch: str
+) -> dict[int, list[str]]:
+    """Split a lazy frame by the (integer) value of `key` into Parquet objects in `store`, in one pass
+    and bounded memory: the objects of each value with rows, at `object_key(value, n)`. The split is
+    written locally first (`store.scratch(scratch)`: on local disk, in the store's own folder)."""
+    written: dict[int, list[str]] = {}
+    with store.scratch(scratch) as folder:
+        for value, files in sink_parquet_split([frame], key, folder).items():
+            for number, path in enumerate(files):
+                target = object_key(value, number)
+                with store.writing(target) as local:
+                    shutil.move(path, local)
+                written.setdefault(value, []).append(target)
+    return written
 
 
 class ParquetSink:
