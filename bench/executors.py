@@ -8,6 +8,10 @@ for the run, inside a network namespace with only loopback, as the tests run it)
 rounds. Reports wall time, CPU-seconds and peak RSS of the whole process tree (bench/measure.py), the
 ratios against one worker, and what stays serial in the driver: planning (discover), the quarantine
 and registry, and everything outside the timed steps (start-up, lock, commit, publish).
+
+Before and after the runs it measures what the machine's cores give at that moment: the work of a
+polars group-by in one process, then in one process per core at once (a virtual machine's cores may
+give less than one core's work each when its host is busy; two workers cannot beat that).
 """
 
 from __future__ import annotations
@@ -65,6 +69,43 @@ def driver_serial(warehouse: Path, seconds: float) -> tuple[float, dict[str, flo
     return timings.get("discover", 0.0) + timings.get("quarantine", 0.0) + untimed, timings
 
 
+def _group_bys(seconds: float, done: Any) -> None:
+    """In a process of its own (one polars thread): how many group-bys it does in `seconds`."""
+    import time
+
+    import polars as pl
+
+    frame = pl.DataFrame({"n": pl.int_range(0, 2_000_000, eager=True)}).with_columns(
+        key=pl.col("n") % 50_000, text=pl.col("n").cast(pl.String)
+    )
+    start, count = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        frame.group_by("key").agg(pl.col("text").n_unique(), bytes=pl.col("text").str.len_bytes().sum())
+        count += 1
+    done.put(count)
+
+
+def core_scaling(seconds: float = 4.0) -> float:
+    """The work of one process per core at once, against one process alone (cores: ideally that many)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    os.environ["POLARS_MAX_THREADS"] = "1"  # (inherited by the probes only: this process never uses polars)
+    try:
+        work = []
+        for processes in (1, os.cpu_count() or 1):
+            done = context.Queue()
+            probes = [context.Process(target=_group_bys, args=(seconds, done)) for _ in range(processes)]
+            for probe in probes:
+                probe.start()
+            work.append(sum(done.get() for _ in probes))
+            for probe in probes:
+                probe.join()
+    finally:
+        del os.environ["POLARS_MAX_THREADS"]
+    return work[1] / max(1, work[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=8)
@@ -80,6 +121,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "ETL_"))}
     env |= {"RAY_USAGE_STATS_ENABLED": "0"}
     results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    scaling = [core_scaling()]
     for _ in range(args.rounds):
         for kind, options in kinds.items():
             work = Path(tempfile.mkdtemp(prefix="etl-bench-exec-", dir="/tmp"))
@@ -97,6 +139,7 @@ def main() -> None:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             results[kind].append(result)
+    scaling.append(core_scaling())
     events = args.files * args.events_per_file
     print(f"\n{args.files} files × {args.events_per_file:,} events ({events:,}), median of {args.rounds} rounds, "
           f"{os.cpu_count()} cores\n")  # fmt: skip
@@ -111,6 +154,8 @@ def main() -> None:
         print(f"| {kind} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} | {wall / base:.2f} | {serial:.1f} |")
     for kind, runs in results.items():
         print(f"{kind} steps (last round): {runs[-1]['timings']}")
+    cores = os.cpu_count() or 1
+    print(f"{cores} processes at once did {scaling[0]:.2f}× the work of one before the runs, {scaling[1]:.2f}× after")
 
 
 def _median(values: list[float]) -> float:

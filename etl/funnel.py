@@ -113,7 +113,8 @@ def funnel_from_counts(counts: list[pl.DataFrame], keys: list[str]) -> pl.DataFr
 
 
 def user_share(shares: int) -> pl.Expr:
-    """Which of `shares` shares a user belongs to (a hash of user_id, stable within a process)."""
+    """Which of `shares` shares a user belongs to: a hash of user_id, the same in every process of one
+    polars version (units of work on other processes and nodes must agree on it)."""
     return pl.col("user_id").hash(seed=0) % shares
 
 

@@ -26,7 +26,7 @@ from etl.funnel import (
     user_share,
 )
 from etl.settings import Tuning
-from etl.shares import passes_for, rows_of, share_count
+from etl.shares import rows_of, share_count
 from etl.split_shares import split_in_shares
 from etl.storage import Store, open_store
 from etl.warehouse import Layout
@@ -155,7 +155,6 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
     rows = rows_of(storage.scan_parquet(store, events) if campaigns is None else _columns(store, events, campaigns))
     shares = share_count(rows, tuning.share_rows)
     if shares <= tuning.max_passes:
-        shares = passes_for(shares, count.executor.slots(), tuning.max_passes)
         jobs = [ShareJob(tuple(events), campaigns, share, shares) for share in range(shares)]
         counted = count.executor.map(
             partial(count_share, count.warehouse),
@@ -170,7 +169,7 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
     )
     counted = count.executor.map(
         partial(count_split_share, count.warehouse),
-        [SplitShare(share, tuple(objects)) for share, objects in by_share.items()],
+        [SplitShareJob(share, tuple(objects)) for share, objects in by_share.items()],
         describe=lambda job: f"lifetime share {job.share}",
         resources=UNIT_OF_WORK,
     )
@@ -181,14 +180,14 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
 
 
 @dataclass(frozen=True)
-class SplitShare:
+class SplitShareJob:
     """One user share of the messages, split out into objects of its own."""
 
     share: int
     objects: tuple[str, ...]
 
 
-def count_split_share(warehouse: str, job: SplitShare) -> pl.DataFrame:
+def count_split_share(warehouse: str, job: SplitShareJob) -> pl.DataFrame:
     """The funnel counts of one share of a split, one row per campaign."""
     messages = storage.scan_parquet(open_store(warehouse), list(job.objects))
     return funnel_counts(messages, ["campaign_id"]).collect(engine="streaming")

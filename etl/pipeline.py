@@ -199,6 +199,7 @@ def _execute_run(
             manifest.timings = timer.laps
             manifest.finished_at = clock().isoformat()
             journal.put_json(manifest.document(), Layout.manifest(run_id))
+            journal.make_durable()
             lease.check()  # a run that lost the warehouse to another commits nothing
             journal.commit()
             _log_done(manifest, exit_code)

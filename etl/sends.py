@@ -21,7 +21,8 @@ pairs only mean more reading, never other rows.
 
 The units of work, each with plain arguments and a small result:
 - `count_message_share`: one user share of the touched messages, counted from their events and
-  written as one scratch object per send date;
+  written as one scratch object per send date (past `max_passes` shares: `etl.split_shares` splits
+  the events into objects per share, and `count_split_share` counts one);
 - `process_send_date`: one send date's messages partition and daily funnel, staged in the journal.
 """
 
@@ -41,7 +42,7 @@ from etl.funnel import funnel_in_shares, user_share
 from etl.messages import EVENT_DATES, MESSAGE_COLUMNS, MESSAGE_INPUT, MESSAGE_KEY, in_table_order, messages_of
 from etl.normalise import with_source_defaults
 from etl.settings import Tuning
-from etl.shares import passes_for, rows_of, share_count
+from etl.shares import rows_of, share_count
 from etl.split_shares import split_in_shares
 from etl.storage import Store, open_store
 from etl.warehouse import Layout, staging_key
@@ -254,7 +255,6 @@ def count_touched(
         return []
     shares = share_count(rows_of(storage.scan_parquet(store, keys)), tuning.share_rows)
     if shares <= tuning.max_passes:
-        shares = passes_for(shares, executor.slots(), tuning.max_passes)
         jobs = [MessageShareJob(tuple(keys), plan.touched, share, shares, out_prefix) for share in range(shares)]
         return executor.map(
             partial(count_message_share, warehouse),

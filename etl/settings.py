@@ -23,11 +23,12 @@ class Tuning:
     # Finding a date's repeats held about 85 MB at the peak with shares of 250k rows and 165 MB with
     # 500k (which made the rebuild the peak of a 10M-event run); more shares mean more passes.
     share_rows: int = 300_000
-    # Rows one pass of the lifetime split reads at a time: a sink reading many partitions at once
+    # Rows one unit of a split reads (etl/split_shares.py): a sink reading many partitions at once
     # buffers more (10M events in 8 partitions: +120 MB with one partition per sink, +230 MB with all).
     split_rows: int = 1_500_000
-    # Up to this many shares, a filtered pass per share costs less than one split (2M events in 7
-    # shares: 0.43 s in passes vs 0.53 s split; 3M in 10 shares: 1.3 s vs 0.9 s).
+    # Up to this many shares, a filtered pass per share costs less than one split (the lifetime count,
+    # when the driver split alone: 2M events in 7 shares 0.43 s in passes vs 0.53 s split; 3M in 10
+    # shares 1.3 s vs 0.9 s).
     max_passes: int = 8
     # Rows converted at a time when an old warehouse's staged copies are upgraded.
     upgrade_batch_rows: int = 100_000

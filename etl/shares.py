@@ -20,17 +20,6 @@ def share_count(rows: int, share_rows: int) -> int:
     return max(1, math.ceil(rows / share_rows))
 
 
-def passes_for(shares: int, slots: int, max_passes: int) -> int:
-    """How many shares to count in separate passes, for `shares` at the least, when `slots` passes run
-    at once: a multiple of `slots` where that stays within `max_passes`, so that the last round keeps
-    every slot busy (7 shares on 2 workers: the seventh ran alone for ~1 s; 8 smaller ones do not).
-    Shares add up exactly however many there are."""
-    if shares <= 1:
-        return shares
-    rounded = -(-shares // slots) * slots
-    return rounded if rounded <= max(max_passes, shares) else shares
-
-
 def rows_of(frame: pl.LazyFrame) -> int:
     """The rows of a lazy frame (for a scan of Parquet files: counted from their metadata)."""
     return int(frame.select(pl.len()).collect().item())

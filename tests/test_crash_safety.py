@@ -25,6 +25,7 @@ from etl.pipeline import run
 from etl.settings import Settings
 from etl.storage.store import LocalStore
 from etl.warehouse import Journal
+from etl.warehouse.lock import Lease
 from tests.helpers import day_file_records, record, run_at, table, write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,12 +142,21 @@ def test_every_object_a_run_publishes_is_durable_before_its_plan_is_written(
             steps.append(("plan", [op["src"] for op in json.loads(data)["ops"] if op["op"] == "replace"]))
         return put_if_absent(store, key, data)
 
+    check = Lease.check
+
+    def spy_check(lease: Lease) -> None:
+        steps.append(("lease checked", []))
+        check(lease)
+
     monkeypatch.setattr(LocalStore, "sync", spy_sync)
     monkeypatch.setattr(LocalStore, "put_if_absent", spy_put_if_absent)
+    monkeypatch.setattr(Lease, "check", spy_check)
     run_at(landing, warehouse)
+    checked = max(n for n, (what, _) in enumerate(steps) if what == "lease checked")
     (plan_step, published), *_ = [(n, keys) for n, (what, keys) in enumerate(steps) if what == "plan"]
-    synced = {key for what, keys in steps[:plan_step] if what == "sync" for key in keys}
+    synced = {key for what, keys in steps[:checked] if what == "sync" for key in keys}
     assert len(published) > 6 and set(published) <= synced  # events, messages, funnels, staged copy, …
+    assert checked == plan_step - 1  # the plan follows the last check of the lease at once
 
 
 def test_a_run_that_fails_before_commit_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ import pytest
 from etl.executors import InProcess
 from etl.pipeline import reprocess, run
 from etl.settings import Settings, Tuning
+from etl.storage.store import LocalStore
 from tests.helpers import assert_accounted, assert_same_tables, day_file_records, fixed_clock, record, run_at, write
 from tests.support.cli import invoke
 
@@ -55,13 +56,29 @@ def test_two_worker_processes_give_the_tables_of_one(tmp_path: Path) -> None:
     assert_same_tables(one, two)
 
 
-def test_two_worker_processes_counting_more_shares_give_the_tables_of_one(tmp_path: Path) -> None:
-    # Shares of 40 rows: one process counts the messages in 5 passes, two workers in 6 (a multiple of
-    # the workers, so that none waits for the last alone); the rows are the same.
+def units_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The units of work every in-process map runs, by name (filled as they run)."""
+    names: list[str] = []
+    real_map = InProcess.map
+
+    def recording_map(self: InProcess, function: Any, jobs: Any, *, describe: Any, **options: Any) -> Any:
+        names.extend(describe(job).split(" (")[0] for job in jobs)
+        return real_map(self, function, jobs, describe=describe, **options)
+
+    monkeypatch.setattr(InProcess, "map", recording_map)
+    return names
+
+
+def test_two_worker_processes_counting_in_several_shares_give_the_tables_of_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shares of 40 rows: messages and lifetime funnel are counted in a pass per share.
     landing = landing_zone(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     tuning = Tuning(share_rows=40)
+    units = units_run(monkeypatch)
     run_at(landing, one, tuning=tuning)
+    assert {"messages share 2", "lifetime share 1"} <= set(units) and not any(u.startswith("split") for u in units)
     assert_accounted(run_at(landing, two, tuning=tuning, **WORKERS).document)
     assert_same_tables(one, two)
 
@@ -74,21 +91,22 @@ def test_counts_split_by_share_run_in_units_and_two_workers_give_the_tables_of_o
     landing = landing_zone(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     tuning = Tuning(share_rows=10, max_passes=2, split_rows=60)
-    in_units: list[str] = []
-    real_map = InProcess.map
+    units = units_run(monkeypatch)
+    removed: list[str] = []
+    delete_prefix = LocalStore.delete_prefix
 
-    def recording_map(self: InProcess, function: Any, jobs: Any, *, describe: Any, **options: Any) -> Any:
-        in_units.extend(describe(job).split(" (")[0] for job in jobs)
-        return real_map(self, function, jobs, describe=describe, **options)
+    def delete_prefix_noted(store: LocalStore, prefix: str) -> None:
+        removed.append(prefix)
+        delete_prefix(store, prefix)
 
-    monkeypatch.setattr(InProcess, "map", recording_map)
+    monkeypatch.setattr(LocalStore, "delete_prefix", delete_prefix_noted)
     run_at(landing, one, tuning=tuning)
-    splits = [unit for unit in in_units if unit.startswith("split of")]
-    assert len(splits) >= 4  # (messages and lifetime funnel: several runs each)
-    assert {"messages share 0", "lifetime share 0"} <= set(in_units)
+    assert len([unit for unit in units if unit.startswith("split of")]) >= 4  # (messages and lifetime: runs each)
+    assert {"messages share 0", "lifetime share 0"} <= set(units)
+    # The split objects are removed once counted, before the run's journal goes.
+    assert [prefix.rsplit("/", 1)[1] for prefix in removed[:2]] == ["split-messages", "split-lifetime"]
     assert_accounted(run_at(landing, two, tuning=tuning, **WORKERS).document)
     assert_same_tables(one, two)
-    assert not list((two / "_state").glob("journal/*"))  # the split objects went with the run's journal
 
 
 def test_a_worker_killed_in_the_middle_of_a_unit_is_retried_and_changes_nothing(

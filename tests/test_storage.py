@@ -214,12 +214,13 @@ def test_local_objects_are_made_durable_by_sync_files_and_folders(
     synced: list[Path] = []
     monkeypatch.setattr("etl.storage.store._fsync", synced.append)
     store = open_store(tmp_path / "wh")
-    store.put("a/one.json", b"1")
+    store.put("a/new/one.json", b"1")
     storage.write_parquet(store, pl.DataFrame({"x": [1]}), "b/two.parquet")
     assert synced == []  # (written whole, in place at once; durable only when synced)
-    store.sync(["a/one.json", "b/two.parquet", "a/one.json"])
+    store.sync(["a/new/one.json", "b/two.parquet", "a/new/one.json"])
     root = tmp_path / "wh"
-    assert sorted(synced) == sorted([root / "a/one.json", root / "b/two.parquet", root / "a", root / "b"])
+    files = [root / "a/new/one.json", root / "b/two.parquet"]
+    assert sorted(synced) == sorted([*files, root / "a/new", root / "a", root / "b", root])  # folders: each once
 
 
 def test_lock_and_commit_primitives_are_durable_when_they_return(

@@ -35,8 +35,5 @@ class InProcess(Closing):
             results.append(result)
         return results
 
-    def slots(self) -> int:
-        return 1
-
     def close(self) -> None:
         """Nothing to release."""

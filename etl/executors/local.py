@@ -98,9 +98,6 @@ class LocalProcesses(Closing):
             raise
         return [results[index] for index in range(len(jobs))]
 
-    def slots(self) -> int:
-        return self.workers
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

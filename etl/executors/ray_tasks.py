@@ -117,11 +117,6 @@ class RayExecutor(Closing):
             raise
         return [results[index] for index in range(len(jobs))]
 
-    def slots(self) -> int:
-        """The cluster's CPUs in units of work (connecting first, if need be)."""
-        self._connect()
-        return max(1, int(self._ray.cluster_resources().get("CPU", 1) // UNIT_OF_WORK.cpus))
-
     def close(self) -> None:
         """Disconnect (and stop a Ray started here) on a thread; a later connection waits for it."""
         global _stopping

@@ -40,6 +40,7 @@ class Journal:
         self.prefix = journal_prefix(run_id)
         self._ops: dict[str, dict[str, str]] = {}  # by target: the last word on a target wins
         self.committing = False  # from the moment the plan is written: the run may be committed
+        self._durable: set[str] = set()  # staged objects synced
 
     def key(self, target: str) -> str:
         """The staging key of `target`, for a writer that stages it itself (then `adopt`)."""
@@ -64,12 +65,19 @@ class Journal:
     def scratch_prefix(self) -> str:
         return f"{self.prefix}/scratch"
 
+    def make_durable(self) -> None:
+        """Make every object staged so far durable (on local disk: fsynced): a run does it before it
+        checks that it still holds the warehouse, so that the commit follows the check at once."""
+        staged = [op["src"] for op in self._ops.values() if op["op"] == "replace" and op["src"] not in self._durable]
+        if staged:
+            self.store.sync(staged)
+            self._durable.update(staged)
+
     def commit(self) -> None:
         """The point of no return: after this the run's changes are published, now or by the next run."""
         fault_point("commit")
-        ops = list(self._ops.values())
-        self.store.sync(op["src"] for op in ops if op["op"] == "replace")  # durable before the plan
-        plan = storage.json_bytes({"ops": ops})
+        self.make_durable()  # (what is staged is durable before the plan that publishes it)
+        plan = storage.json_bytes({"ops": list(self._ops.values())})
         self.committing = True
         if not self.store.put_if_absent(f"{self.prefix}/{PLAN}", plan):
             raise RuntimeError(f"run {self.run_id} has a committed plan already")
