@@ -69,42 +69,32 @@ def units_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-def test_two_worker_processes_counting_in_several_shares_give_the_tables_of_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("split", [False, True], ids=["a pass per share", "split into objects per share"])
+def test_counts_in_shares_run_in_units_and_two_workers_give_the_tables_of_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool
 ) -> None:
-    # Shares of 40 rows: messages and lifetime funnel are counted in a pass per share.
+    # Messages and lifetime funnel counted in shares of 40 rows, a pass each; or in shares of 10 with
+    # at most 2 passes: split first, by units of work (none of it in the driver), then counted.
     landing = landing_zone(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
-    tuning = Tuning(share_rows=40)
-    units = units_run(monkeypatch)
-    run_at(landing, one, tuning=tuning)
-    assert {"messages share 2", "lifetime share 1"} <= set(units) and not any(u.startswith("split") for u in units)
-    assert_accounted(run_at(landing, two, tuning=tuning, **WORKERS).document)
-    assert_same_tables(one, two)
-
-
-def test_counts_split_by_share_run_in_units_and_two_workers_give_the_tables_of_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Shares of 10 rows, at most 2 passes: messages and lifetime funnel are counted from a split,
-    # whose runs and shares are units of work (none of it in the driver).
-    landing = landing_zone(tmp_path)
-    one, two = tmp_path / "one", tmp_path / "two"
-    tuning = Tuning(share_rows=10, max_passes=2, split_rows=60)
+    tuning = Tuning(share_rows=10, max_passes=2, split_rows=60) if split else Tuning(share_rows=40)
     units = units_run(monkeypatch)
     removed: list[str] = []
     delete_prefix = LocalStore.delete_prefix
 
     def delete_prefix_noted(store: LocalStore, prefix: str) -> None:
-        removed.append(prefix)
+        removed.append(prefix.rsplit("/", 1)[1])
         delete_prefix(store, prefix)
 
     monkeypatch.setattr(LocalStore, "delete_prefix", delete_prefix_noted)
     run_at(landing, one, tuning=tuning)
-    assert len([unit for unit in units if unit.startswith("split of")]) >= 4  # (messages and lifetime: runs each)
-    assert {"messages share 0", "lifetime share 0"} <= set(units)
-    # The split objects are removed once counted, before the run's journal goes.
-    assert [prefix.rsplit("/", 1)[1] for prefix in removed[:2]] == ["split-messages", "split-lifetime"]
+    assert {"messages share 1", "lifetime share 1"} <= set(units)
+    splits = [unit for unit in units if unit.startswith("split of")]
+    split_objects_removed = [prefix for prefix in removed if prefix.startswith("split-")]
+    if split:  # (several runs each; their objects removed once counted, before the run's journal goes)
+        assert len(splits) >= 4 and split_objects_removed == ["split-messages", "split-lifetime"]
+    else:
+        assert splits == split_objects_removed == []
     assert_accounted(run_at(landing, two, tuning=tuning, **WORKERS).document)
     assert_same_tables(one, two)
 
