@@ -90,6 +90,7 @@ def core_scaling(seconds: float = 4.0) -> float:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
+    before = os.environ.get("POLARS_MAX_THREADS")
     os.environ["POLARS_MAX_THREADS"] = "1"  # (inherited by the probes only: this process never uses polars)
     try:
         work = []
@@ -102,7 +103,10 @@ def core_scaling(seconds: float = 4.0) -> float:
             for probe in probes:
                 probe.join()
     finally:
-        del os.environ["POLARS_MAX_THREADS"]
+        if before is None:
+            del os.environ["POLARS_MAX_THREADS"]
+        else:
+            os.environ["POLARS_MAX_THREADS"] = before
     return work[1] / max(1, work[0])
 
 
