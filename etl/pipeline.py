@@ -298,7 +298,9 @@ def _read_all(
 
     reparsed = {file.name for file, _ in plan.reparse}
     staged, read_new, unread = [], [], []
-    for outcome in executor.map(stage_one, jobs, describe=_landing_file, resources=UNIT_OF_WORK, on_done=done):
+    for outcome in executor.map(
+        stage_one, jobs, describe=_landing_file, resources=UNIT_OF_WORK, on_done=done, size=_file_size
+    ):
         if outcome.staged is None:
             unread.append(outcome.unread)
             log.warning(outcome.unread)
@@ -314,6 +316,10 @@ def _read_all(
 
 def _landing_file(job: StageJob) -> str:
     return f"landing file {job.file.name}"
+
+
+def _file_size(job: StageJob) -> float:
+    return job.file.size
 
 
 def _log_read(result: StagedFile, run_id: str) -> None:

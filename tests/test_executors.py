@@ -174,6 +174,16 @@ def test_results_come_in_job_order_when_jobs_finish_out_of_order(tmp_path: Path,
     assert finished.numbers == [1, 2, 3, 0]
 
 
+def test_the_largest_jobs_start_first_and_results_keep_job_order(tmp_path: Path, two_workers: LocalProcesses) -> None:
+    # Job 0 waits until job 3 is done: only if job 3, the largest, starts first can it finish first.
+    jobs = [Job(0, str(tmp_path), after=3), *(Job(n, str(tmp_path), seconds=0.2) for n in range(1, 4))]
+    finished = Finished()
+    sizes = {0: 2, 1: 1, 2: 1, 3: 5}
+    results = two_workers.map(square, jobs, describe=describe, on_done=finished, size=lambda job: sizes[job.number])
+    assert results == [0, 1, 4, 9]
+    assert finished.numbers[:2] == [3, 0]  # (without sizes: 1 first, while 0 waits for 3)
+
+
 def test_workers_get_the_process_settings_and_their_log_reaches_the_driver(
     two_workers: LocalProcesses, etl_log: Messages
 ) -> None:

@@ -30,7 +30,9 @@ class Executor(Protocol):
 
     `describe(job)` names a job in errors ("landing file a.json"). `on_done(job, result)` is called in
     the calling process as each job finishes (in any order): progress hooks go there, since a worker
-    cannot call back into the driver. When `map` raises, none of its jobs is still running.
+    cannot call back into the driver. `size(job)`, when given, says how much work a job is: the
+    larger start first, so that a large job left for last does not run alone (its result still comes
+    in job order). When `map` raises, none of its jobs is still running.
     """
 
     def map(
@@ -41,6 +43,7 @@ class Executor(Protocol):
         describe: Callable[[A], str],
         resources: Resources | None = None,
         on_done: Callable[[A, R], None] | None = None,
+        size: Callable[[A], float] | None = None,
     ) -> list[R]: ...
 
     def close(self) -> None: ...
@@ -50,6 +53,13 @@ class Executor(Protocol):
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None: ...
+
+
+def largest_first(jobs: Sequence[A], size: Callable[[A], float] | None) -> list[int]:
+    """The jobs' indices in the order to start them: by `size`, largest first (ties, and no size: in
+    job order)."""
+    order = range(len(jobs))
+    return list(order) if size is None else sorted(order, key=lambda index: -size(jobs[index]))
 
 
 class Closing:

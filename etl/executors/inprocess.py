@@ -23,7 +23,9 @@ class InProcess(Closing):
         describe: Callable[[A], str],
         resources: Resources | None = None,
         on_done: Callable[[A, R], None] | None = None,
+        size: Callable[[A], float] | None = None,
     ) -> list[R]:
+        """One at a time, in job order (`size` cannot shorten a run of one)."""
         results = []
         for job in jobs:
             try:

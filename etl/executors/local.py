@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar, cast
 
-from etl.executors.base import Closing, JobFailed, Resources, WorkerLost
+from etl.executors.base import Closing, JobFailed, Resources, WorkerLost, largest_first
 from etl.executors.inprocess import InProcess
 from etl.executors.worker import Outcome, available_cores, emit_records, prepare_worker, run_job, worker_environment
 
@@ -53,6 +53,7 @@ class LocalProcesses(Closing):
         describe: Callable[[A], str],
         resources: Resources | None = None,
         on_done: Callable[[A, R], None] | None = None,
+        size: Callable[[A], float] | None = None,
     ) -> list[R]:
         """`resources` is for Ray's scheduler; here each worker runs one job at a time. A lone job
         before any worker has started runs in this process: starting workers (their imports) would
@@ -60,7 +61,7 @@ class LocalProcesses(Closing):
         if len(jobs) == 1 and self._pool is None:
             return InProcess().map(function, jobs, describe=describe, on_done=on_done)
         results: dict[int, R] = {}
-        waiting = deque(range(len(jobs)))  # indices of jobs not submitted yet, in job order
+        waiting = deque(largest_first(jobs, size))  # indices of jobs not submitted yet, in starting order
         running: dict[Future[Outcome[R]], int] = {}
         charged: Counter[int] = Counter()
         suspects: set[int] = set()

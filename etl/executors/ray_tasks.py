@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any, TypeVar, cast
 
 from etl.errors import EtlError, UsageError
-from etl.executors.base import UNIT_OF_WORK, Closing, JobFailed, Resources, WorkerLost
+from etl.executors.base import UNIT_OF_WORK, Closing, JobFailed, Resources, WorkerLost, largest_first
 from etl.executors.worker import Outcome, emit_records, prepare_worker, run_job, worker_environment
 
 A = TypeVar("A")
@@ -80,6 +80,7 @@ class RayExecutor(Closing):
         describe: Callable[[A], str],
         resources: Resources | None = None,
         on_done: Callable[[A, R], None] | None = None,
+        size: Callable[[A], float] | None = None,
     ) -> list[R]:
         ray = self._ray
         task = self._connect()
@@ -96,8 +97,11 @@ class RayExecutor(Closing):
             **per_task,  # set before the worker process starts
         )
         level = log.getEffectiveLevel()
-        refs = [options.remote(function, job, environment, level) for job in jobs]
-        index_of = {ref: index for index, ref in enumerate(refs)}
+        # Ray starts the tasks of a node roughly in the order they were submitted: the largest first.
+        index_of = {
+            options.remote(function, jobs[index], environment, level): index for index in largest_first(jobs, size)
+        }
+        refs = list(index_of)
         results: dict[int, R] = {}
         pending = list(refs)
         try:
