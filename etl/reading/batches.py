@@ -55,19 +55,15 @@ def _line_batches(chunks: Iterator[bytes], limits: Limits, context: ReadContext)
     read record by record here, in its turn."""
     ordinal = 0
     blocks = line_blocks(chunks, limits.max_record_bytes)
-    if not limits.use_vectorised:
-        for lines in blocks:
-            for batch in _batches(line_units(lines, limits), ordinal, limits.tuning.batch_rows, context):
-                ordinal += batch.count
-                yield batch
-        return
-    for lines, fast in _read_ahead(_gathered(blocks, context, limits.tuning.provider_block_bytes), limits, context):
+    read: Iterator[tuple[Lines, Block | None]] = ((lines, None) for lines in blocks)
+    if limits.use_vectorised:
+        read = _read_ahead(_gathered(blocks, context, limits.tuning.provider_block_bytes), limits, context)
+    for lines, fast in read:
         if fast is not None:
-            batch = _vectorised_batch(fast, ordinal)
-            ordinal += batch.count
-            yield batch
-            continue
-        for batch in _batches(line_units(lines, limits), ordinal, limits.tuning.batch_rows, context):
+            batches = iter([_vectorised_batch(fast, ordinal)])
+        else:
+            batches = _batches(line_units(lines, limits), ordinal, limits.tuning.batch_rows, context)
+        for batch in batches:
             ordinal += batch.count
             yield batch
 

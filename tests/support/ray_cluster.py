@@ -193,7 +193,7 @@ def pipeline_cluster_s3_scenario(folder: Path) -> dict[str, Any]:
     from ray.cluster_utils import Cluster
 
     import etl.pipeline
-    from etl.settings import Settings
+    from etl.settings import Settings, Tuning
     from etl.storage import open_store
     from tests.helpers import fixed_clock
     from tests.support.s3 import REGION, start_server, stop_server
@@ -222,7 +222,10 @@ def pipeline_cluster_s3_scenario(folder: Path) -> dict[str, Any]:
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
         etl.pipeline.stage_one = stage_one_noting_its_node  # type: ignore[attr-defined]
-        settings = Settings("s3://lake/landing", "s3://lake/warehouse", executor="ray")
+        # Shares of 10 rows, at most 2 passes: messages and lifetime funnel are counted from objects
+        # per share that units on both nodes write to and read from the bucket.
+        tuning = Tuning(share_rows=10, max_passes=2, split_rows=60)
+        settings = Settings("s3://lake/landing", "s3://lake/warehouse", executor="ray", tuning=tuning)
         result = etl.pipeline.run(settings, clock=fixed_clock())
         nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
     finally:
