@@ -221,6 +221,22 @@ def test_the_polars_allocator_is_set_before_polars_loads() -> None:
     assert done.stdout.splitlines()[0] == "narenas:1"
 
 
+def test_the_contract_runs_without_importing_pandas(tmp_path: Path) -> None:
+    """Smoke test: pandera looks for pandas once per process, at its first check (0.46 s, in the driver and
+    again in every worker); `etl validate` on a file with a good and a bad record runs every check."""
+    pytest.importorskip("pandas")  # (where it is not installed, nothing could import it)
+    feed = write(tmp_path, "feed.ndjson", ndjson([record(), record(event="Message Teleported")]))
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['etl', 'validate', {str(feed)!r}]\n"
+        "try:\n    runpy.run_module('etl', run_name='__main__')\n"
+        "except SystemExit as end:\n    print('exit', end.code)\n"
+        "print('pandas imported:', 'pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.stdout.splitlines()[-2:] == ["exit 3", "pandas imported: False"], done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(
     ("given", "seen"),
     [
