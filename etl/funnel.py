@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import polars as pl
+import polars_hash
 
 from contracts import LifetimeFunnel
 
@@ -113,9 +114,10 @@ def funnel_from_counts(counts: list[pl.DataFrame], keys: list[str]) -> pl.DataFr
 
 
 def user_share(shares: int) -> pl.Expr:
-    """Which of `shares` shares a user belongs to: a hash of user_id, the same in every process of one
-    polars version (units of work on other processes and nodes must agree on it)."""
-    return pl.col("user_id").hash(seed=0) % shares
+    """Which of `shares` shares a user belongs to: XXH64 of user_id (seed 0), a published algorithm,
+    the same in every process, node and version (units of work elsewhere must agree on it; polars'
+    own `hash` is guaranteed within one polars version only)."""
+    return polars_hash.col("user_id").nchash.xxhash64() % shares
 
 
 def _finish(counts: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from contracts import DailyFunnel, LifetimeFunnel, Message
-from etl.funnel import daily_funnel, funnel_in_shares, lifetime_funnel, ratio
+from etl.funnel import daily_funnel, funnel_in_shares, lifetime_funnel, ratio, user_share
 from etl.messages import MESSAGE_INPUT, messages_of
 from tests.helpers import assert_accounted, record, run_at, table, write
 
@@ -229,6 +229,15 @@ def test_funnels_in_shares_equal_the_whole(golden_messages: pl.DataFrame) -> Non
     for shares in (2, 7):
         assert funnel_in_shares(messages.lazy(), ["campaign_id"], shares).equals(lifetime)
         assert funnel_in_shares(messages.lazy(), ["send_date", "campaign_id"], shares).equals(daily)
+
+
+def test_a_users_share_is_the_published_xxh64_of_the_id() -> None:
+    """Units on other nodes (another polars, another machine) must put a user in the same share. The
+    values are XXH64's reference results for "" and "a" (seed 0): 0xEF46DB3751D8E999, 0xD24EC4F1A98C6E5B."""
+    users = pl.DataFrame({"user_id": ["", "a"]})
+    for shares in (7, 1000):
+        got = users.select(user_share(shares)).to_series().to_list()
+        assert got == [0xEF46DB3751D8E999 % shares, 0xD24EC4F1A98C6E5B % shares]
 
 
 def feed_records(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
