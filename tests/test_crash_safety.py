@@ -124,6 +124,27 @@ def test_a_run_killed_while_it_finishes_an_interrupted_publish_is_finished_by_th
         assert actual[name].equals(expected[name]), name
 
 
+def test_an_object_lost_after_the_commit_is_named_and_the_rest_published(
+    scenario: dict[str, Path], tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "wh"
+    shutil.copytree(scenario["before"], warehouse)
+    assert etl_process(scenario["landing"], warehouse, "committed").returncode == -signal.SIGKILL
+    (journal,) = (warehouse / "_state" / "journal").iterdir()
+    lost = "events/event_date=2024-05-03/part-0.parquet"  # a new date: nothing published there yet
+    staged = sorted(journal.glob("events/event_date=2024-05-03/*.parquet"))
+    assert [path.relative_to(journal).as_posix() for path in staged] == [lost] and not (warehouse / lost).exists()
+    staged[0].unlink()  # removed by hand after the commit
+
+    result = run(Settings(scenario["landing"], warehouse))
+    assert result.exit_code == 0 and result.nothing_to_do
+    (note,) = [note for note in result.notes if "lost after its commit" in note]
+    assert f"1 objects of run {journal.name} were lost" in note and lost in note and "etl reprocess" in note
+    assert not (warehouse / lost).exists() and not journal.exists()
+    expected, actual = partition_ids(scenario["after"]), partition_ids(warehouse)
+    assert actual == {name: ids for name, ids in expected.items() if name != "event_date=2024-05-03"}
+
+
 def test_every_object_a_run_publishes_is_durable_before_its_plan_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

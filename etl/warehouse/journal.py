@@ -10,6 +10,7 @@ plan may be repeated). So every table ends either wholly old or wholly new.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import polars as pl
@@ -20,6 +21,8 @@ from etl.storage import Store
 from etl.warehouse.layout import JOURNAL, Layout
 
 PLAN = "plan.json"
+
+log = logging.getLogger("etl")
 
 
 def journal_prefix(run_id: str) -> str:
@@ -90,13 +93,21 @@ class Journal:
             self.store.delete_prefix(self.prefix)
 
 
-def apply_plan(store: Store, prefix: str) -> None:
-    """Carry out a committed plan; every step may be repeated, so a killed apply is simply redone."""
+def apply_plan(store: Store, prefix: str) -> list[str]:
+    """Carry out a committed plan; every step may be repeated, so a killed apply is simply redone.
+
+    A staged object that is gone was moved by an earlier apply, and its target is there; were the
+    target missing too, the object was lost after the commit (removed by hand, a disk that broke its
+    promise): the rest is published, and the lost targets are returned (and logged) to be rebuilt."""
     plan = storage.read_json(store, f"{prefix}/{PLAN}")
+    lost = []
     for op in plan["ops"]:
         if op["op"] == "replace":
             if store.head(op["src"]) is not None:
                 store.move(op["src"], op["dst"])
+            elif store.head(op["dst"]) is None:
+                lost.append(op["dst"])
+                log.error("%s was not published: its staged object %s is missing", op["dst"], op["src"])
         else:
             store.delete(op["dst"])
         fault_point("apply")
@@ -105,6 +116,7 @@ def apply_plan(store: Store, prefix: str) -> None:
     store.delete(f"{prefix}/{PLAN}")
     fault_point("applied")
     store.delete_prefix(prefix)
+    return lost
 
 
 def recover(layout: Layout) -> list[str]:
@@ -114,8 +126,13 @@ def recover(layout: Layout) -> list[str]:
     for run_id in runs:
         prefix = journal_prefix(run_id)
         if layout.store.head(f"{prefix}/{PLAN}") is not None:
-            apply_plan(layout.store, prefix)
+            lost = apply_plan(layout.store, prefix)
             done.append(f"completed the publish of interrupted run {run_id}")
+            if lost:
+                done.append(
+                    f"{len(lost)} objects of run {run_id} were lost after its commit and are not published: "
+                    f"{', '.join(lost)}; rebuild them with `etl reprocess` over their dates"
+                )
         else:
             layout.store.delete_prefix(prefix)
             done.append(f"discarded the unfinished work of interrupted run {run_id}")
