@@ -128,6 +128,11 @@ def test_clean_blocks_take_the_vectorised_path() -> None:
         b'{"id": "\xff"}\n',
         b'{"id": "a", "userId": "b"}\n',
         b'{"id": "u1"} {"id": "u2"}\n',
+        # Two records on a line and a blank line in one block: as many rows as lines, but not one per line.
+        b'{"id": "u1"} {"id": "u2"}\n \t\r\n{"id": "u3"}\n',
+        b'\n{"id": "u1"}{"id": "u2"}\n',
+        b'{"id": "u1"}{"id": "u2"}\n  ',
+        b'{"id": "u1"}\r\n\r\n{"id": "u2"}\t{"id": "u3"}\r\n',
         b'{"id": "u", "events": [{"event": "Message Sent", "note": "x"}]}\n',
         b'{"id": "u", "events": [{"event": "Message Sent", "properties": {"country": "NL"}}]}\n',
         b'{"id": "u", "events": [{"event": "Message Sent", "properties": {"campaignId": 5}}]}\n',
