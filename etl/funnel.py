@@ -116,7 +116,8 @@ def funnel_from_counts(counts: list[pl.DataFrame], keys: list[str]) -> pl.DataFr
 def user_share(shares: int) -> pl.Expr:
     """Which of `shares` shares a user belongs to: XXH64 of user_id (seed 0), a published algorithm,
     the same in every process, node and version (units of work elsewhere must agree on it; polars'
-    own `hash` is guaranteed within one polars version only)."""
+    own `hash` is guaranteed within one polars version only). A null id would be in no share: the
+    contract makes user_id non-null."""
     return polars_hash.col("user_id").nchash.xxhash64() % shares
 
 

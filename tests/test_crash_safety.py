@@ -138,8 +138,8 @@ def test_an_object_lost_after_the_commit_is_named_and_the_rest_published(
 
     result = run(Settings(scenario["landing"], warehouse))
     assert result.exit_code == 0 and result.nothing_to_do
-    (note,) = [note for note in result.notes if "lost after its commit" in note]
-    assert f"1 objects of run {journal.name} were lost" in note and lost in note and "etl reprocess" in note
+    (note,) = [note for note in result.notes if "lost after the commit" in note]
+    assert f"run {journal.name}, not published: {lost} (" in note and "etl reprocess" in note
     assert not (warehouse / lost).exists() and not journal.exists()
     expected, actual = partition_ids(scenario["after"]), partition_ids(warehouse)
     assert actual == {name: ids for name, ids in expected.items() if name != "event_date=2024-05-03"}

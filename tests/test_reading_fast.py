@@ -128,7 +128,11 @@ def test_clean_blocks_take_the_vectorised_path() -> None:
         b'{"id": "\xff"}\n',
         b'{"id": "a", "userId": "b"}\n',
         b'{"id": "u1"} {"id": "u2"}\n',
-        # Two records on a line and a blank line in one block: as many rows as lines, but not one per line.
+        # Two records on a line, and a blank line or a record over two lines in the same block: as many
+        # rows as lines, but not one per line.
+        b'{"id": "u1"}{"id": "u2"}\n{"id": "u3",\n"event": "Message Sent"}\n',
+        b'{"sg_event_id": "a", "event": "open", "email": "a@x.org"}{"sg_event_id": "b", "event": "open", '
+        b'"email": "b@x.org"}\n{"sg_event_id": "c", "event": "open", "email": "c@x.org", "x":\n{"a": 1}}\n',
         b'{"id": "u1"} {"id": "u2"}\n \t\r\n{"id": "u3"}\n',
         b'\n{"id": "u1"}{"id": "u2"}\n',
         b'{"id": "u1"}{"id": "u2"}\n  ',

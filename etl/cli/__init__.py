@@ -19,8 +19,8 @@ def _import_the_contract_without_pandas() -> None:
     that cost every run about a second (importing the CLI: 1.8 s -> 0.8 s, measured). Pandera is
     shown pandas as missing, exactly as where it is not installed, and only while pandera loads and
     looks for its pandas check backends (since pandera 0.35 it does that once, at the first check:
-    0.46 s then): pandas stays importable afterwards. Should that path fail, pandera is imported as
-    usual."""
+    0.46 s then): pandas stays importable afterwards (pandera's pandas API does not, which this
+    process never uses). Should that path fail, pandera is imported as usual."""
     import sys
 
     if "pandas" in sys.modules or "pandera" in sys.modules:

@@ -98,7 +98,9 @@ def apply_plan(store: Store, prefix: str) -> list[str]:
 
     A staged object that is gone was moved by an earlier apply, and its target is there; were the
     target missing too, the object was lost after the commit (removed by hand, a disk that broke its
-    promise): the rest is published, and the lost targets are returned (and logged) to be rebuilt."""
+    promise): the rest is published, and the lost targets are returned (and logged) to be rebuilt.
+    (A lost object that was to replace one already there cannot be told from a moved one: the plan
+    holds no sizes.)"""
     plan = storage.read_json(store, f"{prefix}/{PLAN}")
     lost = []
     for op in plan["ops"]:
@@ -130,8 +132,8 @@ def recover(layout: Layout) -> list[str]:
             done.append(f"completed the publish of interrupted run {run_id}")
             if lost:
                 done.append(
-                    f"{len(lost)} objects of run {run_id} were lost after its commit and are not published: "
-                    f"{', '.join(lost)}; rebuild them with `etl reprocess` over their dates"
+                    f"lost after the commit of run {run_id}, not published: {', '.join(lost)} (partitions of "
+                    "events, messages and funnels come back with `etl reprocess` over their dates)"
                 )
         else:
             layout.store.delete_prefix(prefix)
