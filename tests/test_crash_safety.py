@@ -108,12 +108,18 @@ def assert_each_file_old_or_new(warehouse: Path, before: Path, after: Path) -> N
         assert any(rows(path).equals(version) for version in versions), relative
 
 
-def test_a_run_killed_while_it_finishes_an_interrupted_publish_is_finished_by_the_next(
-    scenario: dict[str, Path], tmp_path: Path
-) -> None:
+def killed_after_its_commit(scenario: dict[str, Path], tmp_path: Path) -> Path:
+    """The warehouse before, after a run of the two new files killed just after its commit."""
     warehouse = tmp_path / "wh"
     shutil.copytree(scenario["before"], warehouse)
     assert etl_process(scenario["landing"], warehouse, "committed").returncode == -signal.SIGKILL
+    return warehouse
+
+
+def test_a_run_killed_while_it_finishes_an_interrupted_publish_is_finished_by_the_next(
+    scenario: dict[str, Path], tmp_path: Path
+) -> None:
+    warehouse = killed_after_its_commit(scenario, tmp_path)
     assert etl_process(scenario["landing"], warehouse, "apply:2").returncode == -signal.SIGKILL  # in recover
     assert_each_file_old_or_new(warehouse, scenario["before"], scenario["after"])
     result = run(Settings(scenario["landing"], warehouse))
@@ -127,9 +133,7 @@ def test_a_run_killed_while_it_finishes_an_interrupted_publish_is_finished_by_th
 def test_an_object_lost_after_the_commit_is_named_and_the_rest_published(
     scenario: dict[str, Path], tmp_path: Path
 ) -> None:
-    warehouse = tmp_path / "wh"
-    shutil.copytree(scenario["before"], warehouse)
-    assert etl_process(scenario["landing"], warehouse, "committed").returncode == -signal.SIGKILL
+    warehouse = killed_after_its_commit(scenario, tmp_path)
     (journal,) = (warehouse / "_state" / "journal").iterdir()
     lost = "events/event_date=2024-05-03/part-0.parquet"  # a new date: nothing published there yet
     staged = sorted(journal.glob("events/event_date=2024-05-03/*.parquet"))
