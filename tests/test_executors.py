@@ -7,6 +7,7 @@ attempts and to know a first attempt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -91,6 +92,16 @@ def worker_facts(job: Job) -> dict[str, Any]:
         "allocator": os.environ.get("_RJEM_MALLOC_CONF", ""),
         "pid": os.getpid(),
     }
+
+
+def pandas_after_judging(judge: Any, job: Job) -> bool:
+    """Whether the process imported pandas once `judge` (the contract's check: pandera, loaded when the
+    job's arguments were unpickled, before the worker's settings) ran on a bad row."""
+    import polars as pl
+
+    with contextlib.suppress(RuntimeError):  # (not the candidates' columns: every check ran first)
+        judge(pl.DataFrame({"user_id": [None]}))
+    return "pandas" in sys.modules
 
 
 def attempts(job: Job, kind: str) -> int:
@@ -276,6 +287,7 @@ def test_ray_runs_the_jobs_like_local_executors_and_survives_killed_workers(tmp_
     assert (out["failing_cause"], out["failing_attempts"]) == ("ValueError", 1)
     assert out["after_failures"] == out["squares"]
     assert out["too_big"].startswith("a job needs 3 CPUs and 0 bytes, more than the Ray started for this run has")
+    assert out["pandas_imported"] == [False, False]  # (pandera looks for it at its first check: 0.46 s)
 
 
 @pytest.mark.heavy

@@ -21,6 +21,7 @@ import socket
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,14 @@ def local_scenario(folder: Path) -> dict[str, Any]:
     from etl.errors import EtlError
     from etl.executors import JobFailed, Resources, WorkerLost
     from etl.executors.ray_tasks import RayExecutor
+    from etl.judge import contract_failures
     from tests.test_executors import (
         Finished,
         Job,
         Messages,
         attempts,
         describe,
+        pandas_after_judging,
         square,
         square_failing,
         square_killed_always,
@@ -102,6 +105,9 @@ def local_scenario(folder: Path) -> dict[str, Any]:
     logger.setLevel(logging.INFO)
     with RayExecutor(cpus=2) as executor:
         jobs = [Job(n, str(folder)) for n in range(6)]
+        # First, in fresh workers: a job whose arguments load pandera when they are unpickled.
+        judged = partial(pandas_after_judging, contract_failures)
+        out["pandas_imported"] = executor.map(judged, jobs[:2], describe=describe)
         out["squares"] = executor.map(square, jobs, describe=describe)
         # Job 0 waits until job 3 is done, and a little more: the jobs finish out of order.
         marks = folder / "late"
