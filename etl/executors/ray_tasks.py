@@ -28,6 +28,10 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
+# Before a task's arguments are unpickled (which may load pandera): the CLI's process settings,
+# pandera without pandas among them. (A Ray worker has its variables from its start, so loading
+# polars here is early enough; a local worker sets them first, in `prepare_worker`.)
+import etl.cli  # noqa: F401
 from etl.errors import EtlError, UsageError
 from etl.executors.base import UNIT_OF_WORK, Closing, JobFailed, Resources, WorkerLost, largest_first
 from etl.executors.worker import Outcome, emit_records, prepare_worker, run_job, worker_environment

@@ -19,10 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-# The CLI's process settings that must come first: before a job's function is unpickled (a Ray task's
-# arguments are, before the task runs), which may load pandera, and pandera must load without pandas.
-import etl.cli  # noqa: F401
-
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -81,6 +77,7 @@ def prepare_worker(environment: dict[str, str], log_level: int) -> None:
     """Apply the process settings of a worker; a Ray task calls it each time, so it may repeat."""
     global _collector
     os.environ.update(environment)
+    # (Importing etl.cli applies the CLI's process settings too: the allocator, pandera without pandas.)
     from etl.cli.process import use_lean_memory  # imports pyarrow: not at module import
 
     use_lean_memory()
