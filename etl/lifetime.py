@@ -27,7 +27,7 @@ from etl.funnel import (
 )
 from etl.settings import Tuning
 from etl.shares import rows_of, share_count
-from etl.split_shares import split_in_shares
+from etl.split_shares import SplitShare, count_in_split_shares
 from etl.storage import Store, open_store
 from etl.warehouse import Layout
 
@@ -163,31 +163,23 @@ def count_lifetime(events: list[str], campaigns: Campaigns, count: LifetimeCount
             resources=UNIT_OF_WORK,
         )
         return funnel_from_counts(counted, ["campaign_id"])
-    split = f"{count.scratch_prefix}/split-lifetime"
-    by_share = split_in_shares(
-        count.warehouse, events, partial(_columns, campaigns=campaigns), shares, split, tuning, count.executor
-    )
-    counted = count.executor.map(
+    counted = count_in_split_shares(
+        count.warehouse,
+        events,
+        partial(_columns, campaigns=campaigns),
+        shares,
+        f"{count.scratch_prefix}/split-lifetime",
+        tuning,
+        count.executor,
         partial(count_split_share, count.warehouse),
-        [SplitShareJob(share, tuple(objects)) for share, objects in by_share.items()],
-        describe=lambda job: f"lifetime share {job.share}",
-        resources=UNIT_OF_WORK,
+        "lifetime",
     )
-    store.delete_prefix(split)
     if not counted:
         return lifetime_funnel(pl.LazyFrame(schema=FUNNEL_INPUT)).collect()
     return funnel_from_counts(counted, ["campaign_id"])
 
 
-@dataclass(frozen=True)
-class SplitShareJob:
-    """One user share of the messages, split out into objects of its own."""
-
-    share: int
-    objects: tuple[str, ...]
-
-
-def count_split_share(warehouse: str, job: SplitShareJob) -> pl.DataFrame:
+def count_split_share(warehouse: str, job: SplitShare) -> pl.DataFrame:
     """The funnel counts of one share of a split, one row per campaign."""
     messages = storage.scan_parquet(open_store(warehouse), list(job.objects))
     return funnel_counts(messages, ["campaign_id"]).collect(engine="streaming")

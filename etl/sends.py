@@ -43,7 +43,7 @@ from etl.messages import EVENT_DATES, MESSAGE_COLUMNS, MESSAGE_INPUT, MESSAGE_KE
 from etl.normalise import with_source_defaults
 from etl.settings import Tuning
 from etl.shares import rows_of, share_count
-from etl.split_shares import split_in_shares
+from etl.split_shares import SplitShare, count_in_split_shares
 from etl.storage import Store, open_store
 from etl.warehouse import Layout, staging_key
 
@@ -264,16 +264,8 @@ def count_touched(
         )
     split = f"{scratch_prefix}/split-messages"
     select = partial(_message_rows, touched=plan.touched)
-    by_share = split_in_shares(warehouse, keys, select, shares, split, tuning, executor)
-    split_jobs = [SplitShareJob(share, tuple(objects), out_prefix) for share, objects in by_share.items()]
-    counted = executor.map(
-        partial(count_split_share, warehouse),
-        split_jobs,
-        describe=lambda job: f"messages share {job.share}",
-        resources=UNIT_OF_WORK,
-    )
-    store.delete_prefix(split)
-    return counted
+    count = partial(count_split_share, warehouse, out_prefix)
+    return count_in_split_shares(warehouse, keys, select, shares, split, tuning, executor, count, "messages")
 
 
 def _message_rows(store: Store, keys: list[str], touched: str | None) -> pl.LazyFrame:
@@ -281,19 +273,10 @@ def _message_rows(store: Store, keys: list[str], touched: str | None) -> pl.Lazy
     return _touched_only(store, _message_input(storage.scan_parquet(store, keys)), touched)
 
 
-@dataclass(frozen=True)
-class SplitShareJob:
-    """One user share of the touched messages, split out into objects of its own."""
-
-    share: int
-    objects: tuple[str, ...]
-    out_prefix: str
-
-
-def count_split_share(warehouse: str, job: SplitShareJob) -> ShareResult:
-    """Count one share of a split; one scratch object per send date."""
+def count_split_share(warehouse: str, out_prefix: str, job: SplitShare) -> ShareResult:
+    """Count one share of a split of the touched messages' events; one scratch object per send date."""
     store = open_store(warehouse)
-    return _write_share(store, storage.scan_parquet(store, list(job.objects)), job.share, job.out_prefix)
+    return _write_share(store, storage.scan_parquet(store, list(job.objects)), job.share, out_prefix)
 
 
 @dataclass

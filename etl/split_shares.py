@@ -7,7 +7,8 @@ Then the work goes in two steps of units, both on the run's executor (none in th
 - `split_run`: one run of partitions (about `Tuning.split_rows` rows) -> one object per user share,
   with only the columns the count reads, in the run's scratch in the warehouse's store (any node can
   read them, as no local disk is shared);
-- then one unit per share counts it from its objects (each caller's own: messages, lifetime funnel).
+- then one unit per share counts it from its objects (`SplitShare`; the count is each caller's own:
+  messages, lifetime funnel), and the split's objects are removed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import polars as pl
 
@@ -27,6 +29,15 @@ from etl.storage import Store, open_store
 
 #: The rows a count reads of some partitions (a picklable function: units get it as an argument).
 Select = Callable[[Store, list[str]], pl.LazyFrame]
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class SplitShare:
+    """One user share of a split: the objects it was split into."""
+
+    share: int
+    objects: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -68,3 +79,27 @@ def split_in_shares(
         for share, objects in written.items():
             by_share.setdefault(share, []).extend(objects)
     return dict(sorted(by_share.items()))
+
+
+def count_in_split_shares(
+    warehouse: str,
+    keys: list[str],
+    select: Select,
+    shares: int,
+    prefix: str,
+    tuning: Tuning,
+    executor: Executor,
+    count: Callable[[SplitShare], R],
+    name: str,
+) -> list[R]:
+    """Split (`split_in_shares`), then count each share with rows as a unit of work named
+    "<name> share <n>" (`count`: picklable), then remove the split: the counts in share order."""
+    by_share = split_in_shares(warehouse, keys, select, shares, prefix, tuning, executor)
+    counted = executor.map(
+        count,
+        [SplitShare(share, tuple(objects)) for share, objects in by_share.items()],
+        describe=lambda job: f"{name} share {job.share}",
+        resources=UNIT_OF_WORK,
+    )
+    open_store(warehouse).delete_prefix(prefix)
+    return counted
