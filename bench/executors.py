@@ -5,9 +5,12 @@
 Eight landing files of 250k events each (minified JSON arrays, a week each, cached in bench/out/), run
 by `etl run` in a fresh warehouse with `--workers 1`, `--workers 2` and `--executor ray` (a Ray started
 for the run, inside a network namespace with only loopback, as the tests run it), in alternating
-rounds. Reports wall time, CPU-seconds and peak RSS of the whole process tree (bench/measure.py), the
-ratios against one worker, and what stays serial in the driver: planning (discover), the quarantine
-and registry, and everything outside the timed steps (start-up, lock, commit, publish).
+rounds. Reports wall time, CPU-seconds, the cores they kept busy (CPU-seconds over wall time) and
+peak RSS of the whole process tree (bench/measure.py), the ratios against one worker, and what stays
+serial in the driver: planning (discover), the quarantine and registry, and everything outside the
+timed steps (start-up, lock, commit, publish). Then the floor of two workers: their CPU-seconds spread
+over every core. One worker already keeps more than one core busy (its reading, judging and writing
+overlap on threads), so on two cores two workers gain less than half its time even with no overhead.
 
 Before and after the runs it measures what the machine's cores give at that moment: the work of a
 polars group-by in one process, then in one process per core at once (a virtual machine's cores may
@@ -147,18 +150,24 @@ def main() -> None:
     events = args.files * args.events_per_file
     print(f"\n{args.files} files × {args.events_per_file:,} events ({events:,}), median of {args.rounds} rounds, "
           f"{os.cpu_count()} cores\n")  # fmt: skip
-    print("| executor | wall s | CPU-s | peak RSS MB (tree) | wall vs 1 worker | driver alone s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| executor | wall s | CPU-s | cores busy | peak RSS MB (tree) | wall vs 1 worker | driver alone s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     base = _median([r["seconds"] for r in results["--workers 1"]])
     for kind, runs in results.items():
         wall = _median([r["seconds"] for r in runs])
         cpu = _median([r["cpu_seconds"] for r in runs])
         peak = max(r["peak_kib"] for r in runs) / 1024
         serial = _median([r["serial"] for r in runs])
-        print(f"| {kind} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} | {wall / base:.2f} | {serial:.1f} |")
+        busy = cpu / wall
+        print(f"| {kind} | {wall:.1f} | {cpu:.1f} | {busy:.2f} | {peak:,.0f} | {wall / base:.2f} | {serial:.1f} |")
     for kind, runs in results.items():
         print(f"{kind} steps (last round): {runs[-1]['timings']}")
     cores = os.cpu_count() or 1
+    # Two workers cannot take less than their CPU-seconds spread over every core: one worker that
+    # already keeps more than one core busy leaves them less to gain than the number of cores.
+    two = _median([r["cpu_seconds"] for r in results["--workers 2"]])
+    print(f"--workers 2 with all {cores} cores busy all the time would take {two / cores:.1f} s: "
+          f"{two / cores / base:.2f}× one worker (its floor at this CPU)")  # fmt: skip
     print(f"{cores} processes at once did {scaling[0]:.2f}× the work of one before the runs, {scaling[1]:.2f}× after")
 
 

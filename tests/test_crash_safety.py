@@ -20,10 +20,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.errors import WarehouseBusy
+from etl.errors import EtlError, WarehouseBusy
 from etl.pipeline import run
 from etl.settings import Settings
-from etl.storage.store import LocalStore
+from etl.storage.store import LocalStore, open_store
 from etl.warehouse import Journal
 from etl.warehouse.lock import Lease
 from tests.helpers import day_file_records, record, run_at, table, write
@@ -147,6 +147,39 @@ def test_an_object_lost_after_the_commit_is_named_and_the_rest_published(
     assert not (warehouse / lost).exists() and not journal.exists()
     expected, actual = partition_ids(scenario["after"]), partition_ids(warehouse)
     assert actual == {name: ids for name, ids in expected.items() if name != "event_date=2024-05-03"}
+
+
+def test_a_lost_object_that_was_to_replace_a_published_one_is_named_and_the_old_one_kept(
+    scenario: dict[str, Path], tmp_path: Path
+) -> None:
+    warehouse = killed_after_its_commit(scenario, tmp_path)
+    (journal,) = (warehouse / "_state" / "journal").iterdir()
+    lost = "events/event_date=2024-05-02/part-0.parquet"  # published by the first run, replaced by this one
+    assert (warehouse / lost).read_bytes() == (scenario["before"] / lost).read_bytes()
+    (journal / lost).unlink()  # removed by hand after the commit
+
+    result = run(Settings(scenario["landing"], warehouse))
+    assert result.exit_code == 0 and result.nothing_to_do
+    (note,) = [note for note in result.notes if "lost after the commit" in note]
+    assert f"not published: {lost} (where one was published before, it stays" in note
+    assert (warehouse / lost).read_bytes() == (scenario["before"] / lost).read_bytes()
+    expected, actual = partition_ids(scenario["after"]), partition_ids(warehouse)
+    assert {name: ids for name, ids in actual.items() if name != "event_date=2024-05-02"} == {
+        name: ids for name, ids in expected.items() if name != "event_date=2024-05-02"
+    }
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])  # (local disk finds it when it syncs, others by listing)
+def test_a_staged_object_missing_before_the_commit_fails_it_before_its_plan(tmp_path: Path, where: str) -> None:
+    store = open_store(tmp_path / "wh" if where == "local" else f"memory://missing-{tmp_path.name}")
+    journal = Journal(store, "20240101T000000Z-aaaaaa")
+    journal.put_json({"kept": True}, "kept.json")
+    journal.put_json({"gone": True}, "gone.json")
+    store.delete(journal.key("gone.json"))
+    with pytest.raises(EtlError, match=r"gone\.json is missing before the commit"):
+        journal.commit()
+    assert not journal.committing and store.head(f"{journal.prefix}/plan.json") is None
+    assert store.head("kept.json") is None and store.head("gone.json") is None
 
 
 def test_every_object_a_run_publishes_is_durable_before_its_plan_is_written(

@@ -6,6 +6,11 @@ the plan of moves and deletions is committed, written once and only if absent: t
 return. Then it is applied. A run killed before the commit leaves the tables as they were (the next
 run discards its staging); one killed after it is rolled forward by the next run (every step of a
 plan may be repeated). So every table ends either wholly old or wholly new.
+
+The plan holds each staged object's size, taken from one listing of the run's staging just before
+the commit: a staged object missing then fails the run before its point of no return, and one lost
+after it (removed by hand, a disk that broke its promise) is told apart from one an earlier apply
+moved, also where it was to replace an object already published.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from etl import storage
+from etl.errors import EtlError
 from etl.faults import fault_point
 from etl.storage import Store
 from etl.warehouse.layout import JOURNAL, Layout
@@ -73,19 +79,34 @@ class Journal:
         checks that it still holds the warehouse, so that the commit follows the check at once."""
         staged = [op["src"] for op in self._ops.values() if op["op"] == "replace" and op["src"] not in self._durable]
         if staged:
-            self.store.sync(staged)
+            try:
+                self.store.sync(staged)
+            except FileNotFoundError as error:  # (object stores: `_sized_ops` finds it)
+                raise EtlError(f"the staged object {error.filename} is missing before the commit") from error
             self._durable.update(staged)
 
     def commit(self) -> None:
         """The point of no return: after this the run's changes are published, now or by the next run."""
         fault_point("commit")
         self.make_durable()  # (what is staged is durable before the plan that publishes it)
-        plan = storage.json_bytes({"ops": list(self._ops.values())})
+        plan = storage.json_bytes({"ops": self._sized_ops()})
         self.committing = True
         if not self.store.put_if_absent(f"{self.prefix}/{PLAN}", plan):
             raise RuntimeError(f"run {self.run_id} has a committed plan already")
         fault_point("committed")
         apply_plan(self.store, self.prefix)
+
+    def _sized_ops(self) -> list[dict[str, Any]]:
+        """The plan's operations, each replacement with the size of its staged object (one listing of
+        the staging, not a request per object); a staged object missing fails the run here, before
+        its commit."""
+        sizes = {info.key: info.size for info in self.store.list(self.prefix)}
+        ops: list[dict[str, Any]] = []
+        for op in self._ops.values():
+            if op["op"] == "replace" and op["src"] not in sizes:
+                raise EtlError(f"the staged object {op['src']} for {op['dst']} is missing before the commit")
+            ops.append({**op, "size": sizes[op["src"]]} if op["op"] == "replace" else op)
+        return ops
 
     def abandon(self) -> None:
         """Drop an uncommitted run's objects; a committed plan stays for the next run to finish."""
@@ -96,18 +117,17 @@ class Journal:
 def apply_plan(store: Store, prefix: str) -> list[str]:
     """Carry out a committed plan; every step may be repeated, so a killed apply is simply redone.
 
-    A staged object that is gone was moved by an earlier apply, and its target is there; were the
-    target missing too, the object was lost after the commit (removed by hand, a disk that broke its
-    promise): the rest is published, and the lost targets are returned (and logged) to be rebuilt.
-    (A lost object that was to replace one already there cannot be told from a moved one: the plan
-    holds no sizes.)"""
+    A staged object that is gone was moved by an earlier apply, and its target is there with its
+    size; were the target missing, or of another size (the object it was to replace), the staged one
+    was lost after the commit: the rest is published, and the lost targets are returned (and logged)
+    to be rebuilt. (Plans of versions before sizes were kept: a target that is there counts as moved.)"""
     plan = storage.read_json(store, f"{prefix}/{PLAN}")
     lost = []
     for op in plan["ops"]:
         if op["op"] == "replace":
             if store.head(op["src"]) is not None:
                 store.move(op["src"], op["dst"])
-            elif store.head(op["dst"]) is None:
+            elif not _moved(store.head(op["dst"]), op.get("size")):
                 lost.append(op["dst"])
                 log.error("%s was not published: its staged object %s is missing", op["dst"], op["src"])
         else:
@@ -121,6 +141,11 @@ def apply_plan(store: Store, prefix: str) -> list[str]:
     return lost
 
 
+def _moved(target: storage.ObjectInfo | None, size: int | None) -> bool:
+    """Whether the target is the staged object an earlier apply moved there."""
+    return target is not None and (size is None or target.size == size)
+
+
 def recover(layout: Layout) -> list[str]:
     """Finish committed runs and discard uncommitted ones; what was done, for the log."""
     done: list[str] = []
@@ -132,8 +157,9 @@ def recover(layout: Layout) -> list[str]:
             done.append(f"completed the publish of interrupted run {run_id}")
             if lost:
                 done.append(
-                    f"lost after the commit of run {run_id}, not published: {', '.join(lost)} (partitions of "
-                    "events, messages and funnels come back with `etl reprocess` over their dates)"
+                    f"lost after the commit of run {run_id}, not published: {', '.join(lost)} (where one was "
+                    "published before, it stays; partitions of events, messages and funnels come back with "
+                    "`etl reprocess` over their dates)"
                 )
         else:
             layout.store.delete_prefix(prefix)
