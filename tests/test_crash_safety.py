@@ -14,17 +14,20 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from etl import storage
 from etl.errors import EtlError, WarehouseBusy
 from etl.pipeline import run
 from etl.settings import Settings
-from etl.storage.store import LocalStore, open_store
+from etl.storage import Store
+from etl.storage.store import LocalStore, forget_memory, open_store
 from etl.warehouse import Journal
+from etl.warehouse.journal import apply_plan
 from etl.warehouse.lock import Lease
 from tests.helpers import day_file_records, record, run_at, table, write
 
@@ -91,6 +94,7 @@ def test_a_run_killed_at_any_step_leaves_each_partition_old_or_new_and_the_next_
     assert any("took over the lock" in note for note in result.notes)
     finished = "completed the publish" if kill_at.startswith(("committed", "apply:")) else "discarded the unfinished"
     assert any(finished in note for note in result.notes), result.notes
+    assert not any("lost after the commit" in note for note in result.notes), result.notes  # (moved, not lost)
 
 
 def assert_each_file_old_or_new(warehouse: Path, before: Path, after: Path) -> None:
@@ -169,9 +173,45 @@ def test_a_lost_object_that_was_to_replace_a_published_one_is_named_and_the_old_
     }
 
 
+def store_at(where: str, tmp_path: Path) -> Store:
+    """A local store, or a memory store (whose moves are a copy and a delete) forgotten after the test."""
+    return open_store(tmp_path / "wh" if where == "local" else f"memory://journal-{tmp_path.name}")
+
+
+@pytest.fixture(autouse=True)
+def _forget_memory_stores(tmp_path: Path) -> Iterator[None]:
+    yield
+    forget_memory(f"memory://journal-{tmp_path.name}")
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_a_plan_applied_again_after_a_stop_midway_finds_nothing_lost(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_at(where, tmp_path)
+    storage.write_json(store, {"old": 1}, "a.json")
+    storage.write_json(store, {"old": "a longer old value"}, "b.json")
+    journal = Journal(store, "20240101T000000Z-aaaaaa")
+    for target in ("a.json", "b.json", "c.json"):
+        journal.put_json({"new": target * 3}, target)
+
+    def stop_at_the_second(name: str) -> None:
+        if name == "apply" and store.head("a.json") is not None and store.head(journal.key("b.json")) is None:
+            raise RuntimeError("stopped midway")  # (after b.json moved, before c.json)
+
+    monkeypatch.setattr("etl.warehouse.journal.fault_point", stop_at_the_second)
+    with pytest.raises(RuntimeError, match="midway"):
+        journal.commit()
+    monkeypatch.undo()
+    assert apply_plan(store, journal.prefix) == []
+    assert [storage.read_json(store, t) for t in ("a.json", "b.json", "c.json")] == [
+        {"new": t * 3} for t in ("a.json", "b.json", "c.json")
+    ]
+
+
 @pytest.mark.parametrize("where", ["local", "memory"])  # (local disk finds it when it syncs, others by listing)
 def test_a_staged_object_missing_before_the_commit_fails_it_before_its_plan(tmp_path: Path, where: str) -> None:
-    store = open_store(tmp_path / "wh" if where == "local" else f"memory://missing-{tmp_path.name}")
+    store = store_at(where, tmp_path)
     journal = Journal(store, "20240101T000000Z-aaaaaa")
     journal.put_json({"kept": True}, "kept.json")
     journal.put_json({"gone": True}, "gone.json")

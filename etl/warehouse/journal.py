@@ -7,10 +7,11 @@ return. Then it is applied. A run killed before the commit leaves the tables as 
 run discards its staging); one killed after it is rolled forward by the next run (every step of a
 plan may be repeated). So every table ends either wholly old or wholly new.
 
-The plan holds each staged object's size, taken from one listing of the run's staging just before
-the commit: a staged object missing then fails the run before its point of no return, and one lost
-after it (removed by hand, a disk that broke its promise) is told apart from one an earlier apply
-moved, also where it was to replace an object already published.
+The plan holds each staged object's size, taken when the staging is made durable (one listing of
+it, before the run checks its lease): a staged object missing then fails the run before its point of
+no return, and one lost after it (removed by hand, a disk that broke its promise) is told from one an
+earlier apply moved by its target: missing, or of another size than the staged object (the object
+it was to replace; one of the same size passes for moved).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Journal:
         self.prefix = journal_prefix(run_id)
         self._ops: dict[str, dict[str, str]] = {}  # by target: the last word on a target wins
         self.committing = False  # from the moment the plan is written: the run may be committed
-        self._durable: set[str] = set()  # staged objects synced
+        self._sizes: dict[str, int] = {}  # staged objects made durable: their sizes, for the plan
 
     def key(self, target: str) -> str:
         """The staging key of `target`, for a writer that stages it itself (then `adopt`)."""
@@ -75,38 +76,35 @@ class Journal:
         return f"{self.prefix}/scratch"
 
     def make_durable(self) -> None:
-        """Make every object staged so far durable (on local disk: fsynced): a run does it before it
-        checks that it still holds the warehouse, so that the commit follows the check at once."""
-        staged = [op["src"] for op in self._ops.values() if op["op"] == "replace" and op["src"] not in self._durable]
-        if staged:
-            try:
-                self.store.sync(staged)
-            except FileNotFoundError as error:  # (object stores: `_sized_ops` finds it)
-                raise EtlError(f"the staged object {error.filename} is missing before the commit") from error
-            self._durable.update(staged)
+        """Make every object staged so far durable (on local disk: fsynced) and note its size: a run
+        does it before it checks that it still holds the warehouse, so that the commit follows the
+        check at once. A staged object that is missing fails the run here."""
+        staged = [op["src"] for op in self._ops.values() if op["op"] == "replace" and op["src"] not in self._sizes]
+        if not staged:
+            return
+        try:
+            self.store.sync(staged)
+        except FileNotFoundError as error:
+            raise EtlError(f"the staged object {error.filename} is missing before the commit") from error
+        # One listing of the staging (not a request per object); a key it lacks is asked for alone.
+        listed = {info.key: info.size for info in self.store.list(self.prefix)} if len(staged) > 1 else {}
+        for key in staged:
+            info = None if key in listed else self.store.head(key)
+            if key not in listed and info is None:
+                raise EtlError(f"the staged object {key} is missing before the commit")
+            self._sizes[key] = listed[key] if info is None else info.size
 
     def commit(self) -> None:
         """The point of no return: after this the run's changes are published, now or by the next run."""
         fault_point("commit")
         self.make_durable()  # (what is staged is durable before the plan that publishes it)
-        plan = storage.json_bytes({"ops": self._sized_ops()})
+        ops = [{**op, "size": self._sizes[op["src"]]} if op["op"] == "replace" else op for op in self._ops.values()]
+        plan = storage.json_bytes({"ops": ops})
         self.committing = True
         if not self.store.put_if_absent(f"{self.prefix}/{PLAN}", plan):
             raise RuntimeError(f"run {self.run_id} has a committed plan already")
         fault_point("committed")
         apply_plan(self.store, self.prefix)
-
-    def _sized_ops(self) -> list[dict[str, Any]]:
-        """The plan's operations, each replacement with the size of its staged object (one listing of
-        the staging, not a request per object); a staged object missing fails the run here, before
-        its commit."""
-        sizes = {info.key: info.size for info in self.store.list(self.prefix)}
-        ops: list[dict[str, Any]] = []
-        for op in self._ops.values():
-            if op["op"] == "replace" and op["src"] not in sizes:
-                raise EtlError(f"the staged object {op['src']} for {op['dst']} is missing before the commit")
-            ops.append({**op, "size": sizes[op["src"]]} if op["op"] == "replace" else op)
-        return ops
 
     def abandon(self) -> None:
         """Drop an uncommitted run's objects; a committed plan stays for the next run to finish."""
