@@ -16,5 +16,9 @@ class WarehouseBusy(EtlError):
     """Another run holds the warehouse."""
 
 
+class Interrupted(EtlError):
+    """The run was stopped (Ctrl-C, SIGTERM) before it finished; the message says what it left."""
+
+
 class UsageError(EtlError):
     """A command was given something it cannot use (exit 2), such as a path that does not exist."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
@@ -90,17 +91,20 @@ def ingest_file(
     try:
         # Read as listed: an object replaced meanwhile fails the read (ObjectChanged), never mixes versions.
         chunks = storage.iter_bytes(landing, file.name, on_read=on_read, content=content, expect_etag=file.etag)
-        for batch in prefetched(read_batches(file.name, chunks, limits)):
-            read += batch.read
-            ignored.update(batch.ignored)
-            parsed_any = parsed_any or batch.parsed
-            valid, bad = _judge(batch, lineage, limits.sources.pseudonymise_key)
-            dates.update(valid["event_date"].unique().to_list())
-            if sink is None:
-                events.append(valid)
-            else:
-                sink(valid.drop("source_sha256"))
-            rejected.append(bad)
+        # Closed on the way out, whatever ends the loop: its reading thread stops then, not whenever
+        # the generator is collected (after an interrupt, at the interpreter's exit).
+        with closing(prefetched(read_batches(file.name, chunks, limits))) as batches:
+            for batch in batches:
+                read += batch.read
+                ignored.update(batch.ignored)
+                parsed_any = parsed_any or batch.parsed
+                valid, bad = _judge(batch, lineage, limits.sources.pseudonymise_key)
+                dates.update(valid["event_date"].unique().to_list())
+                if sink is None:
+                    events.append(valid)
+                else:
+                    sink(valid.drop("source_sha256"))
+                rejected.append(bad)
     except OSError as err:
         detail = f"could not read the file: {err.strerror or err}"
         unreadable = RecordBatch(read, rejections=[Rejection("file", "", "unreadable_file", detail, read)], count=1)

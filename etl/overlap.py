@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -18,7 +18,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(items: Iterator[T], ahead: int = 2) -> Iterator[T]:
+def prefetched(items: Iterator[T], ahead: int = 2) -> Generator[T, None, None]:
     """The items of `items`, produced by a background thread up to `ahead` items in advance."""
     handoff: queue.Queue[object] = queue.Queue(maxsize=ahead)
     stop = threading.Event()

@@ -24,7 +24,7 @@ from typing import Any
 
 from contracts import LifetimeFunnel, required_columns
 from etl.dates import DateJob, DateResult, DateSource, process_date
-from etl.errors import EXIT_OK, EtlError, UsageError
+from etl.errors import EXIT_OK, EtlError, Interrupted, UsageError
 from etl.executors import UNIT_OF_WORK, Executor, InProcess, check_executor, make_executor
 from etl.ingest import Provenance
 from etl.landing import KnownHashes, LandingFile, discover
@@ -207,6 +207,11 @@ def _execute_run(
             if isinstance(error, UsageError):
                 raise
             raise EtlError(f"{error}; {_after_failure(journal)}") from error
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM as the CLI turns it
+            left = _after_failure(journal)
+            if journal.committing:
+                raise Interrupted("interrupted while committing: the next run completes or discards its work") from stop
+            raise Interrupted(f"interrupted; {left}") from stop
         except BaseException:
             _abandon(journal)
             raise

@@ -5,6 +5,9 @@ error, notes say what is true."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,9 @@ import pytest
 
 from tests.helpers import deny_reading
 from tests.support.cli import invoke, process_state
-from tests.support.feeds import day_file_records, record, write
+from tests.support.feeds import busy_landing_zone, day_file_records, record, write
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -292,3 +297,67 @@ def test_a_location_this_version_cannot_use_is_a_usage_error(tmp_path: Path) -> 
     write(landing, "a.json", day_file_records(1, range(2)))
     done = invoke("run", "--landing", str(landing), "--warehouse", "ftp://host/warehouse")
     assert done.exit_code == 2 and "ftp:// locations are not supported by this version" in done.stderr
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc (Linux)")
+@pytest.mark.parametrize(("stop", "to_its_group"), [("SIGINT", True), ("SIGTERM", False)])
+def test_an_interrupted_run_stops_its_workers_at_once_and_leaves_the_warehouse_as_it_was(
+    tmp_path: Path, stop: str, to_its_group: bool
+) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group, workers included) and a scheduler stopping the
+    job (SIGTERM to the driver alone), while two workers read."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh"
+    write(landing, "a.json", day_file_records(1, range(20)))
+    assert run(landing, warehouse, "-q").exit_code == 0
+    before = files_of(warehouse)
+    busy_landing_zone(landing)
+    command = [sys.executable, "-m", "etl", "run", "--landing", str(landing), "--warehouse", str(warehouse)]
+    driver = subprocess.Popen(
+        [*command, "--workers", "2", "-q"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # (pytest's children may ignore it)
+    )
+    deadline = time.monotonic() + 120
+    while not list(warehouse.glob("_state/journal/*/_state/staged/*.parquet")):  # a file read: workers at work
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.02)
+    workers = children_of(driver.pid)
+    signalled = getattr(signal, stop)
+    os.killpg(driver.pid, signalled) if to_its_group else driver.send_signal(signalled)
+    _, stderr = driver.communicate(timeout=120)
+
+    assert driver.returncode == 1, stderr
+    assert stderr.decode().rstrip().endswith("etl: interrupted; nothing was committed"), stderr
+    assert b"Traceback" not in stderr
+    assert files_of(warehouse) == before  # no staging, no lease left; nothing published
+    assert len(workers) >= 2
+    while any(alive(pid) for pid in workers):  # (they end with the driver or before it)
+        assert time.monotonic() < deadline, [pid for pid in workers if alive(pid)]
+        time.sleep(0.02)

@@ -148,6 +148,19 @@ def test_ray_gives_the_tables_of_one_process(tmp_path: Path, scenario: str) -> N
     assert_same_tables(local, tmp_path / "wh-ray")
 
 
+def test_a_ray_run_stopped_by_sigterm_says_so_and_leaves_the_warehouse_and_no_ray_behind(tmp_path: Path) -> None:
+    """A scheduler stopping `etl run --executor ray` (SIGTERM to the driver) while its tasks read: Ray's
+    own answer to SIGTERM (exit at once, with a stack trace) must not replace the command's."""
+    from tests.support.ray_cluster import run_scenario
+
+    found: dict[str, Any] = run_scenario("interrupted", tmp_path)
+    assert found["interfaces"] == ["lo"] and found["read_before_the_signal"]
+    assert found["exit_code"] == 1, found["stderr"]
+    assert found["stderr"].rstrip().endswith("etl: interrupted; nothing was committed"), found["stderr"]
+    assert "Traceback" not in found["stderr"] and "SIGTERM" not in found["stderr"], found["stderr"]
+    assert found["files_left"] == [] and found["ray_processes_left"] == []
+
+
 def test_a_driver_killed_while_its_workers_run_leaves_no_worker_behind_and_the_next_run_finishes(
     tmp_path: Path,
 ) -> None:

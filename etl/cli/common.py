@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -95,12 +98,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly_errors(command: F) -> F:
-    """Bad input and failures become one sentence on stderr and exit 1, never a traceback."""
+    """Bad input and failures become one sentence on stderr and exit 1, never a traceback; so does an
+    interruption (Ctrl-C, or SIGTERM: a scheduler stopping the job), which a run answers by leaving
+    the warehouse as it was and saying so."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with _sigterm_interrupts():
+                return command(*args, **kwargs)
+        except KeyboardInterrupt:  # (a run says more itself: `etl.errors.Interrupted`)
+            fail("interrupted")
         except (typer.Exit, typer.Abort, typer.TyperException, SystemExit):
             raise  # usage errors keep click's exit code 2
         except (UnsupportedLocation, UsageError) as problem:
@@ -117,6 +125,24 @@ def friendly_errors(command: F) -> F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM interrupts the command as Ctrl-C does (by default it would end the process at once,
+    leaving a run's staging and lease for the next run to clear)."""
+    if threading.current_thread() is not threading.main_thread():  # (signals go to the main thread only)
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> None:

@@ -7,6 +7,10 @@ A worker killed in the middle of a job (SIGKILL, the OOM killer) breaks the whol
 running then is lost, and cannot tell which of them died. So each of them is charged one attempt and
 becomes a suspect; a suspect then runs alone, so that a death after that is its own. A job charged
 `attempts` times fails the map. A job that raises is not retried: it would fail the same way again.
+
+Workers ignore Ctrl-C (a terminal sends it to every process of its group): the driver, interrupted,
+stops them at once itself (their jobs' outputs are the abandoned run's), also when only it was
+signalled (SIGTERM to the driver, as a scheduler stops a job).
 """
 
 from __future__ import annotations
@@ -94,8 +98,11 @@ class LocalProcesses(Closing):
                         log.warning("a worker process died; %s is run again", describe(jobs[index]))
                     suspects.update(lost)
                     waiting.extendleft(sorted(lost, reverse=True))
-        except BaseException:
+        except Exception:
             self._settle(running)
+            raise
+        except BaseException:  # interrupted: no job is waited for
+            self._stop_workers()
             raise
         return [results[index] for index in range(len(jobs))]
 
@@ -130,6 +137,15 @@ class LocalProcesses(Closing):
             future.cancel()
         wait(running)
 
+    def _stop_workers(self) -> None:
+        """Kill the workers (they are this process's only multiprocessing children) and drop the pool."""
+        if self._pool is None:
+            return
+        for worker in multiprocessing.active_children():
+            worker.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
     def _pool_now(self) -> ProcessPoolExecutor:
         if self._pool is None:
             threads = max(1, available_cores() // self.workers)
@@ -149,8 +165,10 @@ class LocalProcesses(Closing):
 
 def prepare_local_worker(environment: dict[str, str], log_level: int) -> None:
     """A local worker dies with the process that started it: a driver killed mid-run (a crash, the
-    OOM killer) must not leave workers behind, holding its files and output open."""
+    OOM killer) must not leave workers behind, holding its files and output open. Ctrl-C is the
+    driver's to answer."""
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     prepare_worker(environment, log_level)
 
 

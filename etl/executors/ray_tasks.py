@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -141,27 +142,28 @@ class RayExecutor(Closing):
             _stopping.join()
         if not ray.is_initialized():
             given = worker_environment(UNIT_OF_WORK.cpus)
-            if self.address:
-                ray.init(
-                    address=self.address,
-                    runtime_env={"env_vars": given},
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
-            else:
-                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-                # Ray starts it with token authentication, and says so on every run: that is for us to know.
-                logging.getLogger(_AUTH_LOGGER).setLevel(logging.ERROR)
-                with _inherited(given):
+            with _keeping_sigterm():  # Ray's own answer to SIGTERM would replace the caller's
+                if self.address:
                     ray.init(
-                        address="local",  # not a cluster found in /tmp/ray: a Ray of this run's own
-                        num_cpus=self.cpus,
-                        include_dashboard=False,
-                        _node_ip_address="127.0.0.1",
-                        log_to_driver=False,  # the jobs' log records come back with their results
+                        address=self.address,
+                        runtime_env={"env_vars": given},
+                        log_to_driver=False,
                         logging_level=logging.WARNING,
                     )
-                self._started_here = True
+                else:
+                    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                    # Ray starts it with token authentication, and says so on every run: that is for us to know.
+                    logging.getLogger(_AUTH_LOGGER).setLevel(logging.ERROR)
+                    with _inherited(given):
+                        ray.init(
+                            address="local",  # not a cluster found in /tmp/ray: a Ray of this run's own
+                            num_cpus=self.cpus,
+                            include_dashboard=False,
+                            _node_ip_address="127.0.0.1",
+                            log_to_driver=False,  # the jobs' log records come back with their results
+                            logging_level=logging.WARNING,
+                        )
+                    self._started_here = True
             self._connected_here = True
             self._given = given
         if self._task is None:
@@ -196,6 +198,20 @@ class RayExecutor(Closing):
             self._ray.cancel(ref)
         if pending:
             self._ray.wait(pending, num_returns=len(pending), timeout=_SETTLE_SECONDS, fetch_local=False)
+
+
+@contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """Keep this process's answer to SIGTERM (the CLI's: stop the run as Ctrl-C does) through
+    `ray.init`, which installs its own (exit at once, after printing a stack trace)."""
+    if threading.current_thread() is not threading.main_thread():  # (where signals cannot be set)
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 @contextmanager

@@ -43,3 +43,14 @@ def day_file_records(day: int, users: range, campaign: str = "C1") -> list[dict[
         for u in users
         for event in ("Message Sent", "Message Delivered")
     ]
+
+
+def busy_landing_zone(landing: Path, files: int = 6, users: int = 60_000) -> None:
+    """Files that keep two workers busy for a few seconds (two events per user, one date each)."""
+    for n in range(files):
+        lines = (
+            f'{{"id":"u{u}","event":"{event}","timestamp":"2024-05-{n + 2:02d}T10:00:00Z","campaignId":"C{n}"}}\n'
+            for u in range(users)
+            for event in ("Message Sent", "Message Delivered")
+        )
+        write(landing, f"busy-{n}.ndjson", "".join(lines))

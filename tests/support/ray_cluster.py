@@ -9,7 +9,8 @@ Inside: one scenario per Ray start (a start costs seconds), checking many things
 - `local`: a Ray started by `RayExecutor` itself for the run (127.0.0.1, no dashboard);
 - `cluster`: Ray's multi-node test cluster, two nodes of two CPUs, and a map spread over both;
 - `pipeline`: `etl run --executor ray` from the command line, with a Ray it starts for the run;
-- `pipeline_cluster_s3`: the run on the two-node cluster, landing and warehouse in the S3 test server.
+- `pipeline_cluster_s3`: the run on the two-node cluster, landing and warehouse in the S3 test server;
+- `interrupted`: `etl run --executor ray` stopped by SIGTERM while its tasks read.
 """
 
 from __future__ import annotations
@@ -181,6 +182,44 @@ def pipeline_scenario(folder: Path) -> dict[str, Any]:
     return {"exit_code": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-4000:]}
 
 
+def interrupted_scenario(folder: Path) -> dict[str, Any]:
+    """`etl run --executor ray` given SIGTERM (a scheduler stopping the job) once a task has read a
+    file: what it said, what the warehouse holds after, and whether Ray's processes outlived it."""
+    import subprocess
+
+    from tests.support.feeds import busy_landing_zone
+
+    landing, warehouse = folder / "landing-busy", folder / "wh-interrupted"
+    busy_landing_zone(landing)
+    command = [sys.executable, "-m", "etl", "run", "--landing", str(landing), "--warehouse", str(warehouse)]
+    driver = subprocess.Popen(
+        [*command, "--executor", "ray", "--workers", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + SCENARIO_SECONDS / 2
+    while not list(warehouse.glob("_state/journal/*/_state/staged/*.parquet")) and driver.poll() is None:
+        if time.monotonic() > deadline:
+            driver.kill()
+            break
+        time.sleep(0.02)
+    read_before_the_signal = driver.poll() is None
+    driver.terminate()
+    _, stderr = driver.communicate(timeout=SCENARIO_SECONDS / 2)
+    ray_left: list[str] = []
+    for _ in range(100):  # its daemons name the session folder under RAY_TMPDIR
+        found = subprocess.run(["pgrep", "-f", os.environ["RAY_TMPDIR"]], capture_output=True, text=True)
+        ray_left = found.stdout.split()
+        if not ray_left:
+            break
+        time.sleep(0.1)
+    return {
+        "read_before_the_signal": read_before_the_signal,
+        "exit_code": driver.returncode,
+        "stderr": stderr.decode()[-4000:],
+        "files_left": sorted(p.relative_to(warehouse).as_posix() for p in warehouse.rglob("*") if p.is_file()),
+        "ray_processes_left": ray_left,
+    }
+
+
 def stage_one_noting_its_node(job: Any) -> Any:
     """The reading unit, leaving a mark of the Ray node it ran on (test instrumentation only)."""
     import ray
@@ -255,6 +294,7 @@ def main() -> None:
         "cluster": cluster_scenario,
         "pipeline": pipeline_scenario,
         "pipeline_cluster_s3": pipeline_cluster_s3_scenario,
+        "interrupted": interrupted_scenario,
     }
     started = time.monotonic()
     out = {"interfaces": interfaces(), **scenarios[name](folder)}
