@@ -16,8 +16,9 @@ class WarehouseBusy(EtlError):
     """Another run holds the warehouse."""
 
 
-class Interrupted(EtlError):
-    """The run was stopped (Ctrl-C, SIGTERM) before it finished; the message says what it left."""
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (or SIGTERM, as the CLI takes it) before it finished: still a
+    KeyboardInterrupt for its caller, now with a message saying what the run left."""
 
 
 class UsageError(EtlError):

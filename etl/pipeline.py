@@ -35,6 +35,7 @@ from etl.quarantine import stage_quarantine
 from etl.sends import rebuild_send_dates
 from etl.settings import Settings
 from etl.staging import Staged, StagedFile, StageJob, stage_one
+from etl.stops import held_off
 from etl.storage import Store, open_store
 from etl.upgrade import IDS_CHANGED, upgrade_note, upgrade_staged
 from etl.warehouse import (
@@ -201,7 +202,8 @@ def _execute_run(
             journal.put_json(manifest.document(), Layout.manifest(run_id))
             journal.make_durable()
             lease.check()  # a run that lost the warehouse to another commits nothing
-            journal.commit()
+            with held_off("committing"):
+                journal.commit()
             _log_done(manifest, exit_code)
         except EtlError as error:
             if isinstance(error, UsageError):

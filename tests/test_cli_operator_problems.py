@@ -303,14 +303,16 @@ def files_of(folder: Path) -> dict[str, bytes]:
     return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
-def children_of(pid: int) -> list[int]:
+def workers_of(pid: int) -> list[int]:
+    """The worker processes `pid` started (multiprocessing's, not its resource tracker)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
         except OSError:  # it ended meanwhile
             continue
-        if int(fields[1]) == pid:
+        if parent == pid and b"spawn_main" in command:
             found.append(int(stat.parent.name))
     return found
 
@@ -344,20 +346,25 @@ def test_an_interrupted_run_stops_its_workers_at_once_and_leaves_the_warehouse_a
         start_new_session=True,  # its own process group, as a terminal's job
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # (pytest's children may ignore it)
     )
-    deadline = time.monotonic() + 120
-    while not list(warehouse.glob("_state/journal/*/_state/staged/*.parquet")):  # a file read: workers at work
-        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
-        time.sleep(0.02)
-    workers = children_of(driver.pid)
-    signalled = getattr(signal, stop)
-    os.killpg(driver.pid, signalled) if to_its_group else driver.send_signal(signalled)
-    _, stderr = driver.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(warehouse.glob("_state/journal/*/_state/staged/*.parquet")):  # a file read: workers at work
+            assert driver.poll() is None and time.monotonic() < deadline, "the run ended, or never read a file"
+            time.sleep(0.02)
+        workers = workers_of(driver.pid)
+        signalled = getattr(signal, stop)
+        os.killpg(driver.pid, signalled) if to_its_group else driver.send_signal(signalled)
+        _, stderr = driver.communicate(timeout=120)
+    finally:  # (a failed test must not leave the run working on)
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.communicate()
 
     assert driver.returncode == 1, stderr
     assert stderr.decode().rstrip().endswith("etl: interrupted; nothing was committed"), stderr
     assert b"Traceback" not in stderr
     assert files_of(warehouse) == before  # no staging, no lease left; nothing published
-    assert len(workers) >= 2
+    assert len(workers) == 2
     while any(alive(pid) for pid in workers):  # (they end with the driver or before it)
         assert time.monotonic() < deadline, [pid for pid in workers if alive(pid)]
         time.sleep(0.02)

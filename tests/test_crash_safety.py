@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from etl import storage
 from etl.errors import EtlError, WarehouseBusy
 from etl.pipeline import run
 from etl.settings import Settings
+from etl.stops import held_off
 from etl.storage import Store
 from etl.storage.store import LocalStore, forget_memory, open_store
 from etl.warehouse import Journal
@@ -220,6 +222,22 @@ def test_a_staged_object_missing_before_the_commit_fails_it_before_its_plan(tmp_
         journal.commit()
     assert not journal.committing and store.head(f"{journal.prefix}/plan.json") is None
     assert store.head("kept.json") is None and store.head("gone.json") is None
+
+
+def test_a_stop_during_the_commit_is_taken_once_it_is_done(caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C or SIGTERM while a run commits: the commit and its apply run to their end (a stop then
+    would leave the tables half published until the next run); the stop is said, and stops again after."""
+    steps = []
+    with held_off("committing"):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # (Python runs the handlers here)
+        steps.append("applied")
+    assert steps == ["applied"]
+    assert "a stop (SIGINT) came while the run was committing: the run finished that first" in caplog.text
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
 
 
 def test_every_object_a_run_publishes_is_durable_before_its_plan_is_written(

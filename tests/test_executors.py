@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +242,28 @@ def test_a_job_that_raises_fails_the_map_naming_it_without_a_retry(tmp_path: Pat
         assert failure.value.__cause__ is failure.value.cause
         assert attempts(jobs[3], "failing") == 1
         assert executor.map(square, jobs[:2], describe=describe) == [0, 1]  # still usable
+
+
+def test_an_interrupt_while_a_failed_map_waits_for_its_other_job_stops_the_workers_at_once(tmp_path: Path) -> None:
+    """Job 3 fails at once while job 0 runs for a minute: the map waits for job 0 (its outputs are the
+    failed run's), until Ctrl-C, which stops the workers then and there."""
+    jobs = [Job(0, str(tmp_path), seconds=60), Job(3, str(tmp_path))]
+
+    def ctrl_c_once_job_3_failed() -> None:
+        _wait_for(tmp_path / "failing-3")
+        time.sleep(1.0)  # (the map is waiting for job 0 by now)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    started = time.monotonic()
+    interrupter = threading.Thread(target=ctrl_c_once_job_3_failed)
+    interrupter.start()
+    with LocalProcesses(2) as executor, pytest.raises(KeyboardInterrupt):
+        executor.map(square_failing, jobs, describe=describe)
+    interrupter.join()
+    assert time.monotonic() - started < 30
+    (worker,) = (tmp_path / "failing-0").read_text().split()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(worker), 0)  # (killed, and reaped by the pool)
 
 
 # Choosing an executor --------------------------------------------------------------------------------

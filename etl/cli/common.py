@@ -107,8 +107,8 @@ def friendly_errors(command: F) -> F:
         try:
             with _sigterm_interrupts():
                 return command(*args, **kwargs)
-        except KeyboardInterrupt:  # (a run says more itself: `etl.errors.Interrupted`)
-            fail("interrupted")
+        except KeyboardInterrupt as stop:  # (a run says what it left: `etl.errors.Interrupted`)
+            fail(str(stop) or "interrupted")
         except (typer.Exit, typer.Abort, typer.TyperException, SystemExit):
             raise  # usage errors keep click's exit code 2
         except (UnsupportedLocation, UsageError) as problem:

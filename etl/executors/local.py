@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -98,11 +99,8 @@ class LocalProcesses(Closing):
                         log.warning("a worker process died; %s is run again", describe(jobs[index]))
                     suspects.update(lost)
                     waiting.extendleft(sorted(lost, reverse=True))
-        except Exception:
-            self._settle(running)
-            raise
-        except BaseException:  # interrupted: no job is waited for
-            self._stop_workers()
+        except BaseException as failure:
+            self._end(running, interrupted=not isinstance(failure, Exception))
             raise
         return [results[index] for index in range(len(jobs))]
 
@@ -125,26 +123,39 @@ class LocalProcesses(Closing):
                 return
             index = waiting.popleft()
             try:
-                future = self._pool_now().submit(run_job, function, jobs[index])
+                future = _submit_ignoring_ctrl_c(self._pool_now(), function, jobs[index])
             except BrokenProcessPool:  # an idle worker died (the OOM killer chooses freely)
                 self._replace_pool()
-                future = self._pool_now().submit(run_job, function, jobs[index])
+                future = _submit_ignoring_ctrl_c(self._pool_now(), function, jobs[index])
             running[future] = index
 
-    def _settle(self, running: dict[Future[Any], int]) -> None:
-        """Let the jobs still running end (their outputs are the failed run's), so none outlives `map`."""
-        for future in running:
-            future.cancel()
-        wait(running)
+    def _end(self, running: dict[Future[Any], int], interrupted: bool) -> None:
+        """After a failure, let the jobs still running end (their outputs are the failed run's), so
+        none outlives `map`; interrupted (or while waiting for them), stop the workers at once."""
+        try:
+            if not interrupted:
+                for future in running:
+                    future.cancel()
+                wait(running)
+                return
+        except BaseException:
+            self._stop_workers()
+            raise
+        self._stop_workers()
 
     def _stop_workers(self) -> None:
-        """Kill the workers (they are this process's only multiprocessing children) and drop the pool."""
-        if self._pool is None:
+        """Kill the pool's workers and drop the pool (Python 3.14 has `kill_workers` for this; before,
+        the pool's own list of its processes is the only one that holds them and nothing else)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
             return
-        for worker in multiprocessing.active_children():
-            worker.kill()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = None
+        kill_workers = getattr(pool, "kill_workers", None)
+        if kill_workers is not None:
+            kill_workers()
+        else:
+            for worker in list((getattr(pool, "_processes", None) or {}).values()):
+                worker.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def _pool_now(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -161,6 +172,19 @@ class LocalProcesses(Closing):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _submit_ignoring_ctrl_c(pool: ProcessPoolExecutor, function: Callable[[A], R], job: A) -> Future[Outcome[R]]:
+    """`pool.submit`, which may start a worker: one started while this process ignores Ctrl-C ignores
+    it from its first instant (an ignored signal stays ignored through `exec`, and Python keeps it
+    so), not only once its initializer has run, after its imports."""
+    if threading.current_thread() is not threading.main_thread():
+        return pool.submit(run_job, function, job)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return pool.submit(run_job, function, job)
+    finally:
+        signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
 
 
 def prepare_local_worker(environment: dict[str, str], log_level: int) -> None:

@@ -121,8 +121,8 @@ class RayExecutor(Closing):
                     results[index] = cast(R, outcome.value)
                     if on_done:
                         on_done(jobs[index], results[index])
-        except BaseException:
-            self._settle(pending)
+        except BaseException as failure:
+            self._settle(pending, interrupted=not isinstance(failure, Exception))
             raise
         return [results[index] for index in range(len(jobs))]
 
@@ -192,10 +192,11 @@ class RayExecutor(Closing):
             detail = f"Ray gave up on it after {self.attempts} attempts ({type(error).__name__}: {first_line})"
             raise WorkerLost(job, detail) from error
 
-    def _settle(self, pending: list[Any]) -> None:
-        """Cancel the tasks not finished, and wait a while for them to end."""
+    def _settle(self, pending: list[Any], interrupted: bool = False) -> None:
+        """Cancel the tasks not finished, and wait a while for them to end; interrupted, their workers
+        are killed (a scheduler's stop gives the run seconds, not a task's length)."""
         for ref in pending:
-            self._ray.cancel(ref)
+            self._ray.cancel(ref, force=interrupted)
         if pending:
             self._ray.wait(pending, num_returns=len(pending), timeout=_SETTLE_SECONDS, fetch_local=False)
 
@@ -203,13 +204,18 @@ class RayExecutor(Closing):
 @contextmanager
 def _keeping_sigterm() -> Iterator[None]:
     """Keep this process's answer to SIGTERM (the CLI's: stop the run as Ctrl-C does) through
-    `ray.init`, which installs its own (exit at once, after printing a stack trace)."""
+    `ray.init`, which installs its own (exit at once, after printing a stack trace); a SIGTERM that
+    came while Ray started (its handler's exit) is given to that answer."""
     if threading.current_thread() is not threading.main_thread():  # (where signals cannot be set)
         yield
         return
     before = signal.getsignal(signal.SIGTERM)
     try:
         yield
+    except SystemExit as exit_:
+        if exit_.code == signal.SIGTERM and callable(before):
+            before(signal.SIGTERM, None)  # (the CLI's raises KeyboardInterrupt)
+        raise
     finally:
         signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 

@@ -189,13 +189,21 @@ def interrupted_scenario(folder: Path) -> dict[str, Any]:
 
     from tests.support.feeds import busy_landing_zone
 
+    def ray_processes() -> set[str]:  # its daemons name the session folder; its workers `ray::…`
+        found = set()
+        for pattern in (os.environ["RAY_TMPDIR"], "^ray::"):
+            done = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+            found.update(done.stdout.split())
+        return found
+
     landing, warehouse = folder / "landing-busy", folder / "wh-interrupted"
     busy_landing_zone(landing)
+    there_before = ray_processes()
     command = [sys.executable, "-m", "etl", "run", "--landing", str(landing), "--warehouse", str(warehouse)]
     driver = subprocess.Popen(
         [*command, "--executor", "ray", "--workers", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + SCENARIO_SECONDS / 2
+    deadline = time.monotonic() + SCENARIO_SECONDS / 3
     while not list(warehouse.glob("_state/journal/*/_state/staged/*.parquet")) and driver.poll() is None:
         if time.monotonic() > deadline:
             driver.kill()
@@ -203,20 +211,19 @@ def interrupted_scenario(folder: Path) -> dict[str, Any]:
         time.sleep(0.02)
     read_before_the_signal = driver.poll() is None
     driver.terminate()
-    _, stderr = driver.communicate(timeout=SCENARIO_SECONDS / 2)
-    ray_left: list[str] = []
-    for _ in range(100):  # its daemons name the session folder under RAY_TMPDIR
-        found = subprocess.run(["pgrep", "-f", os.environ["RAY_TMPDIR"]], capture_output=True, text=True)
-        ray_left = found.stdout.split()
-        if not ray_left:
+    _, stderr = driver.communicate(timeout=SCENARIO_SECONDS / 3)
+    left = ray_processes() - there_before
+    for _ in range(100):  # (Ray's stop gives its processes a moment)
+        if not left:
             break
         time.sleep(0.1)
+        left = ray_processes() - there_before
     return {
         "read_before_the_signal": read_before_the_signal,
         "exit_code": driver.returncode,
         "stderr": stderr.decode()[-4000:],
         "files_left": sorted(p.relative_to(warehouse).as_posix() for p in warehouse.rglob("*") if p.is_file()),
-        "ray_processes_left": ray_left,
+        "ray_processes_left": sorted(left),
     }
 
 

@@ -1,0 +1,38 @@
+"""Stops (Ctrl-C, or SIGTERM as the CLI takes it) held off while a run commits.
+
+A stop raises KeyboardInterrupt wherever the driver's main thread happens to be. During the commit
+and the apply of its plan that would leave the tables half published until the next run (which
+completes them, but a nightly job's next run may be a day away): there a stop is noted, and taken
+as done once the commit is, which takes a moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger("etl")
+
+_STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def held_off(doing: str) -> Iterator[None]:
+    """Run the block to its end though a stop comes (said in the log); main thread only, where
+    Python runs signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    before = {number: signal.signal(number, lambda number, frame: noted.append(number)) for number in _STOPS}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        if noted:
+            name = signal.Signals(noted[0]).name
+            log.warning("a stop (%s) came while the run was %s: the run finished that first", name, doing)
