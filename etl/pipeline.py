@@ -210,6 +210,8 @@ def _execute_run(
                 raise
             raise EtlError(f"{error}; {_after_failure(journal)}") from error
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM as the CLI turns it
+            if journal.published:
+                raise Interrupted("interrupted after its commit: the run's changes are published") from stop
             left = _after_failure(journal)
             if journal.committing:
                 raise Interrupted("interrupted while committing: the next run completes or discards its work") from stop

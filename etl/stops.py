@@ -3,7 +3,8 @@
 A stop raises KeyboardInterrupt wherever the driver's main thread happens to be. During the commit
 and the apply of its plan that would leave the tables half published until the next run (which
 completes them, but a nightly job's next run may be a day away): there a stop is noted, and taken
-as done once the commit is, which takes a moment.
+as done once the commit is, which takes a moment. A second stop is not held: an apply stuck on a
+store can be stopped (the next run completes it).
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ _STOPS = (signal.SIGINT, signal.SIGTERM)
 
 @contextmanager
 def held_off(doing: str) -> Iterator[None]:
-    """Run the block to its end though a stop comes (said in the log); main thread only, where
-    Python runs signal handlers."""
+    """Run the block to its end though a stop comes (said in the log), not a second one; main thread
+    only, where Python runs signal handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     noted: list[int] = []
-    before = {number: signal.signal(number, lambda number, frame: noted.append(number)) for number in _STOPS}
+
+    def note(number: int, frame: object) -> None:
+        if noted:
+            raise KeyboardInterrupt
+        noted.append(number)
+
+    before = {number: signal.signal(number, note) for number in _STOPS}
     try:
         yield
     finally:

@@ -224,20 +224,49 @@ def test_a_staged_object_missing_before_the_commit_fails_it_before_its_plan(tmp_
     assert store.head("kept.json") is None and store.head("gone.json") is None
 
 
-def test_a_stop_during_the_commit_is_taken_once_it_is_done(caplog: pytest.LogCaptureFixture) -> None:
+class SignalTaken(Exception):
+    """A signal reached the test's own handler: `held_off` did not hold it."""
+
+
+@pytest.fixture
+def stops_raise() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM `SignalTaken` here (never the test process's end),
+    whatever the process was started with; restored after."""
+
+    def taken(number: int, frame: object) -> None:
+        raise SignalTaken(signal.Signals(number).name)
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, taken)
+    yield
+    signal.signal(signal.SIGINT, before[0])
+    signal.signal(signal.SIGTERM, before[1])
+
+
+def test_a_stop_during_the_commit_is_taken_once_it_is_done(stops_raise: None, caplog: pytest.LogCaptureFixture) -> None:
     """Ctrl-C or SIGTERM while a run commits: the commit and its apply run to their end (a stop then
     would leave the tables half published until the next run); the stop is said, and stops again after."""
     steps = []
     with held_off("committing"):
-        os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.2)  # (Python runs the handlers here)
         steps.append("applied")
     assert steps == ["applied"]
-    assert "a stop (SIGINT) came while the run was committing: the run finished that first" in caplog.text
-    with pytest.raises(KeyboardInterrupt):
+    assert "a stop (SIGTERM) came while the run was committing: the run finished that first" in caplog.text
+    with pytest.raises(SignalTaken):  # the handlers are back
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+
+def test_a_second_stop_during_the_commit_is_not_held(stops_raise: None) -> None:
+    steps = []
+    with pytest.raises(KeyboardInterrupt), held_off("committing"):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        steps.append("held")
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)
+        steps.append("not held")
+    assert steps == ["held"]
 
 
 def test_every_object_a_run_publishes_is_durable_before_its_plan_is_written(

@@ -256,10 +256,14 @@ def test_an_interrupt_while_a_failed_map_waits_for_its_other_job_stops_the_worke
 
     started = time.monotonic()
     interrupter = threading.Thread(target=ctrl_c_once_job_3_failed)
-    interrupter.start()
-    with LocalProcesses(2) as executor, pytest.raises(KeyboardInterrupt):
-        executor.map(square_failing, jobs, describe=describe)
-    interrupter.join()
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (whatever pytest was started with)
+    try:
+        interrupter.start()
+        with LocalProcesses(2) as executor, pytest.raises(KeyboardInterrupt):
+            executor.map(square_failing, jobs, describe=describe)
+        interrupter.join()
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert time.monotonic() - started < 30
     (worker,) = (tmp_path / "failing-0").read_text().split()
     with pytest.raises(ProcessLookupError):

@@ -144,17 +144,14 @@ class LocalProcesses(Closing):
         self._stop_workers()
 
     def _stop_workers(self) -> None:
-        """Kill the pool's workers and drop the pool (Python 3.14 has `kill_workers` for this; before,
-        the pool's own list of its processes is the only one that holds them and nothing else)."""
+        """Kill the pool's workers, wait for them to end, and drop the pool. (The pool's own list of its
+        processes is the only one that holds them and nothing else; Python 3.14's `kill_workers` does
+        the same, but does not wait for them.)"""
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        kill_workers = getattr(pool, "kill_workers", None)
-        if kill_workers is not None:
-            kill_workers()
-        else:
-            for worker in list((getattr(pool, "_processes", None) or {}).values()):
-                worker.kill()
+        for worker in list((getattr(pool, "_processes", None) or {}).values()):
+            worker.kill()
         pool.shutdown(wait=True, cancel_futures=True)
 
     def _pool_now(self) -> ProcessPoolExecutor:
@@ -175,16 +172,17 @@ class LocalProcesses(Closing):
 
 
 def _submit_ignoring_ctrl_c(pool: ProcessPoolExecutor, function: Callable[[A], R], job: A) -> Future[Outcome[R]]:
-    """`pool.submit`, which may start a worker: one started while this process ignores Ctrl-C ignores
-    it from its first instant (an ignored signal stays ignored through `exec`, and Python keeps it
-    so), not only once its initializer has run, after its imports."""
+    """`pool.submit`, which may start a worker: one started while this thread blocks Ctrl-C has it
+    blocked from its first instant (a blocked signal stays blocked through `exec`), not only once its
+    initializer has run, after its imports. A Ctrl-C meanwhile waits, or goes to another thread of
+    this process: either way Python raises it here soon after, none is lost."""
     if threading.current_thread() is not threading.main_thread():
         return pool.submit(run_job, function, job)
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         return pool.submit(run_job, function, job)
     finally:
-        signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def prepare_local_worker(environment: dict[str, str], log_level: int) -> None:

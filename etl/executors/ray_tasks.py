@@ -44,6 +44,7 @@ log = logging.getLogger("etl")
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'outbound-events-etl[ray]'"
 _SETTLE_SECONDS = 60  # after a failure, how long to wait for cancelled tasks to end
+_STOP_SECONDS = 5  # interrupted: for tasks whose workers were killed (a scheduler's grace is ~30 s)
 _stopping: threading.Thread | None = None  # a Ray of this process being stopped
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
@@ -198,7 +199,8 @@ class RayExecutor(Closing):
         for ref in pending:
             self._ray.cancel(ref, force=interrupted)
         if pending:
-            self._ray.wait(pending, num_returns=len(pending), timeout=_SETTLE_SECONDS, fetch_local=False)
+            seconds = _STOP_SECONDS if interrupted else _SETTLE_SECONDS
+            self._ray.wait(pending, num_returns=len(pending), timeout=seconds, fetch_local=False)
 
 
 @contextmanager

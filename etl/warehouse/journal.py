@@ -50,6 +50,7 @@ class Journal:
         self.prefix = journal_prefix(run_id)
         self._ops: dict[str, dict[str, str]] = {}  # by target: the last word on a target wins
         self.committing = False  # from the moment the plan is written: the run may be committed
+        self.published = False  # its plan applied: the run's changes are in the tables
         self._sizes: dict[str, int] = {}  # staged objects made durable: their sizes, for the plan
 
     def key(self, target: str) -> str:
@@ -105,6 +106,7 @@ class Journal:
             raise RuntimeError(f"run {self.run_id} has a committed plan already")
         fault_point("committed")
         apply_plan(self.store, self.prefix)
+        self.published = True
 
     def abandon(self) -> None:
         """Drop an uncommitted run's objects; a committed plan stays for the next run to finish."""
