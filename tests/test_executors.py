@@ -66,6 +66,16 @@ def square_killed_once(job: Job) -> int:
     return square(job)
 
 
+def square_stopped_once(job: Job) -> int:
+    """Job 2's worker alone gets SIGTERM the first time it runs it (an operator's `kill`)."""
+    first = Path(job.folder, f"stopped-{job.number}")
+    if job.number == 2 and not first.exists():
+        first.touch()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # (the job is stopped here)
+    return square(job)
+
+
 def square_killed_always(job: Job) -> int:
     """The job named by ETL_KILL_AT (`job-N`) is killed at each attempt: each runs in a new process."""
     _note_attempt(job, "killed_always")
@@ -217,6 +227,16 @@ def test_a_worker_killed_in_a_job_is_replaced_and_the_job_run_again(
     assert two_workers.map(square_killed_once, jobs, describe=describe) == [n * n for n in range(6)]
     assert (tmp_path / "killed-2").exists()  # it was killed once
     assert any("job 2 is run again" in text for text in etl_log.texts)
+
+
+def test_a_job_stopped_by_a_sigterm_to_its_worker_alone_is_run_again(
+    tmp_path: Path, two_workers: LocalProcesses, etl_log: Messages
+) -> None:
+    jobs = [Job(n, str(tmp_path)) for n in range(6)]
+    started = time.monotonic()
+    assert two_workers.map(square_stopped_once, jobs, describe=describe) == [n * n for n in range(6)]
+    assert (tmp_path / "stopped-2").exists() and time.monotonic() - started < 25  # stopped, not waited out
+    assert any("was stopped; job 2 is run again" in text for text in etl_log.texts)
 
 
 def test_a_job_whose_worker_keeps_dying_fails_the_map_naming_it(

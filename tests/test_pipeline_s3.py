@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from etl.settings import Settings
 from etl.storage import Store, open_store
 from tests.helpers import INGESTED_AT, day_file_records, fixed_clock, ndjson, record, run_at, snapshot, write
 from tests.support.cli import invoke
+from tests.support.feeds import busy_landing_zone
 from tests.support.s3 import FaultyProxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,3 +292,38 @@ def test_a_file_that_changes_while_it_is_hashed_waits_for_the_next_run(
     found = discover(open_store(landing))
     assert found.files == [] and len(found.notes) == len(FILES)
     assert all("changed while it was read (taken next time)" in note for note in found.notes)
+
+
+def test_a_run_stopped_while_its_workers_write_to_the_bucket_leaves_no_temporary_file(
+    s3_bucket: str, tmp_path: Path
+) -> None:
+    """SIGTERM to the driver (a scheduler's stop) while two workers stage files in the bucket: each
+    worker's job is stopped and removes what it was writing (objects go to the bucket through local
+    temporary files), before the driver removes the run's staging and ends."""
+    landing, warehouse, temporary = tmp_path / "landing", f"s3://{s3_bucket}/warehouse", tmp_path / "tmp"
+    busy_landing_zone(landing)
+    temporary.mkdir()
+    command = [sys.executable, "-m", "etl", "run", "--landing", str(landing), "--warehouse", warehouse]
+    driver = subprocess.Popen(
+        [*command, "--workers", "2", "-q"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(temporary)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    bucket = open_store(warehouse)
+    try:
+        deadline = time.monotonic() + 120
+        while not any("/_state/staged/" in info.key for info in bucket.list("_state/journal")):
+            assert driver.poll() is None and time.monotonic() < deadline, "the run ended, or never staged a file"
+            time.sleep(0.05)
+        driver.terminate()
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert driver.returncode == 1, stderr
+    assert stderr.decode().rstrip().endswith("etl: interrupted; nothing was committed"), stderr
+    assert sorted(path.name for path in temporary.iterdir()) == []
+    assert [info.key for info in bucket.list()] == []  # no staging, no lease

@@ -4,7 +4,8 @@ Workers are started with `spawn`: polars runs thread pools that a forked child w
 unknown state. They live as long as the executor, so a run pays their start (imports) once.
 
 A worker killed in the middle of a job (SIGKILL, the OOM killer) breaks the whole pool: every job
-running then is lost, and cannot tell which of them died. So each of them is charged one attempt and
+running then is lost, and cannot tell which of them died (a job stopped by a SIGTERM to its worker
+alone is lost on its own). So each of them is charged one attempt and
 becomes a suspect; a suspect then runs alone, so that a death after that is its own. A job charged
 `attempts` times fails the map. A job that raises is not retried: it would fail the same way again.
 
@@ -30,9 +31,18 @@ from typing import Any, TypeVar, cast
 
 from etl.executors.base import Closing, JobFailed, Resources, WorkerLost, largest_first
 from etl.executors.inprocess import InProcess
-from etl.executors.worker import Outcome, available_cores, emit_records, prepare_worker, run_job, worker_environment
+from etl.executors.worker import (
+    Outcome,
+    available_cores,
+    emit_records,
+    job_running,
+    prepare_worker,
+    run_job,
+    worker_environment,
+)
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+STOP_SECONDS = 5.0  # interrupted: how long a worker's job has to stop and clean up before it is killed
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -81,7 +91,7 @@ class LocalProcesses(Closing):
                 lost = []
                 for future in sorted(done, key=running.__getitem__):  # job order: the first error is raised
                     index = running.pop(future)
-                    if _died(future):
+                    if _died(future) or _stopped(future):
                         lost.append(index)
                         continue
                     outcome = _outcome(future)
@@ -96,7 +106,7 @@ class LocalProcesses(Closing):
                         charged[index] += 1
                         if charged[index] >= self.attempts:
                             raise WorkerLost(describe(jobs[index]), _died_text(charged[index]))
-                        log.warning("a worker process died; %s is run again", describe(jobs[index]))
+                        log.warning("a worker process died or was stopped; %s is run again", describe(jobs[index]))
                     suspects.update(lost)
                     waiting.extendleft(sorted(lost, reverse=True))
         except BaseException as failure:
@@ -139,19 +149,26 @@ class LocalProcesses(Closing):
                 wait(running)
                 return
         except BaseException:
-            self._stop_workers()
+            self._stop_workers(running)
             raise
-        self._stop_workers()
+        self._stop_workers(running)
 
-    def _stop_workers(self) -> None:
-        """Kill the pool's workers, wait for them to end, and drop the pool. (The pool's own list of its
-        processes is the only one that holds them and nothing else; Python 3.14's `kill_workers` does
-        the same, but does not wait for them.)"""
+    def _stop_workers(self, running: dict[Future[Any], int]) -> None:
+        """Stop the running jobs and drop the pool: SIGTERM interrupts a worker's job, which removes
+        what it was writing (its temporary files, a staged object half written) and ends; a worker
+        whose job has not ended after `STOP_SECONDS` (in native code that long) is killed. (The
+        pool's own list of its processes is the only one that holds them and nothing else; map never
+        has more jobs in the pool than workers, so no other job starts meanwhile.)"""
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        for worker in list((getattr(pool, "_processes", None) or {}).values()):
-            worker.kill()
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        for worker in workers:
+            worker.terminate()
+        _, stuck = wait(running, timeout=STOP_SECONDS)
+        if stuck:
+            for worker in workers:
+                worker.kill()
         pool.shutdown(wait=True, cancel_futures=True)
 
     def _pool_now(self) -> ProcessPoolExecutor:
@@ -188,10 +205,18 @@ def _submit_ignoring_ctrl_c(pool: ProcessPoolExecutor, function: Callable[[A], R
 def prepare_local_worker(environment: dict[str, str], log_level: int) -> None:
     """A local worker dies with the process that started it: a driver killed mid-run (a crash, the
     OOM killer) must not leave workers behind, holding its files and output open. Ctrl-C is the
-    driver's to answer."""
+    driver's to answer; the driver's SIGTERM stops the worker's job."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_the_job)
     prepare_worker(environment, log_level)
+
+
+def _stop_the_job(signum: int, frame: object) -> None:
+    """Raise KeyboardInterrupt in a running job, which then removes what it was writing; between
+    jobs there is nothing to stop (the worker ends when its pool is shut down)."""
+    if job_running():
+        raise KeyboardInterrupt
 
 
 def _die_with_parent() -> None:
@@ -207,6 +232,12 @@ def _die_with_parent() -> None:
 
 def _died(future: Future[Any]) -> bool:
     return isinstance(future.exception(), BrokenProcessPool)
+
+
+def _stopped(future: Future[Any]) -> bool:
+    """Whether the job was stopped by a SIGTERM to its worker alone (`_stop_the_job`): as a worker
+    that died, it is run again."""
+    return isinstance(future.exception(), KeyboardInterrupt)
 
 
 def _outcome(future: Future[Outcome[R]]) -> Outcome[R]:

@@ -71,6 +71,7 @@ class _Collector(logging.Handler):
 
 
 _collector: _Collector | None = None
+_running = False  # a job is running in this worker
 
 
 def prepare_worker(environment: dict[str, str], log_level: int) -> None:
@@ -101,13 +102,22 @@ class Outcome(Generic[R]):
 def run_job(function: Callable[[A], R], job: A) -> Outcome[R]:
     """Run one job in a prepared worker. Its own error is returned, not raised: the pool and Ray
     retry what raises (a dead worker), and an error of the job would fail again."""
+    global _running
     assert _collector is not None, "prepare_worker first"
     _collector.take()  # nothing of an earlier job
+    _running = True
     try:
         value = function(job)
     except Exception as error:
         return Outcome(error=_portable(error), records=_collector.take())
+    finally:
+        _running = False
     return Outcome(value=value, records=_collector.take())
+
+
+def job_running() -> bool:
+    """Whether `run_job` is running a job in this process (for a signal handler)."""
+    return _running
 
 
 def _portable(error: Exception) -> BaseException:
