@@ -67,14 +67,18 @@ def stage_file(
     """Read, judge and stage one landing file (`on_read`: told the bytes read, for progress)."""
     store = open_store(warehouse)
     sink = staged_sink(store, staging_key(run_id, "_state/incoming.parquet"))
-    # Splitting by date and encoding one batch overlap the judging of the next.
-    write = Behind(partial(write_by_date, sink=sink.write))
+    write: Behind[pl.DataFrame] | None = None
     try:
+        # Splitting by date and encoding one batch overlap the judging of the next.
+        write = Behind(partial(write_by_date, sink=sink.write))
         outcome = ingest_file(open_store(landing), file, provenance, limits, on_read=on_read, sink=write)
         write.close()
     except BaseException:
-        write.close()
-        sink.discard()
+        try:
+            if write is not None:
+                write.close()
+        finally:  # (its local file goes, whatever the writes behind raise)
+            sink.discard()
         raise
     sha256 = outcome.file.sha256
     staged_key = staging_key(run_id, Layout.staged(sha256))

@@ -314,9 +314,12 @@ def test_a_run_stopped_while_its_workers_write_to_the_bucket_leaves_no_temporary
     bucket = open_store(warehouse)
     try:
         deadline = time.monotonic() + 120
-        while not any("/_state/staged/" in info.key for info in bucket.list("_state/journal")):
+        # A file staged (both workers are at work), and a worker writing through a temporary file now.
+        while not any("/_state/staged/" in info.key for info in bucket.list("_state/journal")) or not any(
+            temporary.iterdir()
+        ):
             assert driver.poll() is None and time.monotonic() < deadline, "the run ended, or never staged a file"
-            time.sleep(0.05)
+            time.sleep(0.02)
         driver.terminate()
         _, stderr = driver.communicate(timeout=120)
     finally:
@@ -325,5 +328,5 @@ def test_a_run_stopped_while_its_workers_write_to_the_bucket_leaves_no_temporary
             driver.communicate()
     assert driver.returncode == 1, stderr
     assert stderr.decode().rstrip().endswith("etl: interrupted; nothing was committed"), stderr
-    assert sorted(path.name for path in temporary.iterdir()) == []
+    assert sorted(str(p.relative_to(temporary)) + f" {p.stat().st_size}" for p in temporary.rglob("*")) == []
     assert [info.key for info in bucket.list()] == []  # no staging, no lease

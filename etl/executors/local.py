@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -35,9 +36,9 @@ from etl.executors.worker import (
     Outcome,
     available_cores,
     emit_records,
-    job_running,
     prepare_worker,
     run_job,
+    stop_the_job,
     worker_environment,
 )
 
@@ -149,27 +150,38 @@ class LocalProcesses(Closing):
                 wait(running)
                 return
         except BaseException:
-            self._stop_workers(running)
+            self._stop_workers()
             raise
-        self._stop_workers(running)
+        self._stop_workers()
 
-    def _stop_workers(self, running: dict[Future[Any], int]) -> None:
-        """Stop the running jobs and drop the pool: SIGTERM interrupts a worker's job, which removes
-        what it was writing (its temporary files, a staged object half written) and ends; a worker
-        whose job has not ended after `STOP_SECONDS` (in native code that long) is killed. (The
-        pool's own list of its processes is the only one that holds them and nothing else; map never
-        has more jobs in the pool than workers, so no other job starts meanwhile.)"""
+    def _stop_workers(self) -> None:
+        """Stop the workers and drop the pool: SIGTERM stops a worker's running job (or the next, if
+        it was between two), which removes what it was writing (its temporary files, a staged object
+        half written) and ends; the pool, shut down, then ends the workers. One still alive after
+        `STOP_SECONDS` (a job in native code that long) is killed; what temporary files the workers
+        left (killed, or stopped at a point no cleanup covers) are removed. (The pool's own list of
+        its processes is the only one that holds them and nothing else.)"""
+        # (Not at this module's import: a worker imports it before its initializer limits polars'
+        # threads, and the storage package loads polars.)
+        from etl.storage import remove_temporary_files_of
+
         pool, self._pool = self._pool, None
         if pool is None:
             return
         workers = list((getattr(pool, "_processes", None) or {}).values())
         for worker in workers:
             worker.terminate()
-        _, stuck = wait(running, timeout=STOP_SECONDS)
-        if stuck:
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + STOP_SECONDS
+        try:
             for worker in workers:
-                worker.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
+                worker.join(max(0.0, deadline - time.monotonic()))
+        finally:  # (also when a second stop cuts the wait short)
+            for worker in workers:
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join()
+            remove_temporary_files_of(worker.pid for worker in workers if worker.pid is not None)
 
     def _pool_now(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -208,15 +220,8 @@ def prepare_local_worker(environment: dict[str, str], log_level: int) -> None:
     driver's to answer; the driver's SIGTERM stops the worker's job."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _stop_the_job)
+    signal.signal(signal.SIGTERM, stop_the_job)
     prepare_worker(environment, log_level)
-
-
-def _stop_the_job(signum: int, frame: object) -> None:
-    """Raise KeyboardInterrupt in a running job, which then removes what it was writing; between
-    jobs there is nothing to stop (the worker ends when its pool is shut down)."""
-    if job_running():
-        raise KeyboardInterrupt
 
 
 def _die_with_parent() -> None:

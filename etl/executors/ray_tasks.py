@@ -202,9 +202,10 @@ class RayExecutor(Closing):
             return
         seconds = _STOP_SECONDS if interrupted else _SETTLE_SECONDS
         _, stuck = self._ray.wait(pending, num_returns=len(pending), timeout=seconds, fetch_local=False)
-        if interrupted:
-            for ref in stuck:  # (in native code all that time)
+        if interrupted and stuck:
+            for ref in stuck:  # (in native code all that time, or not interruptible)
                 self._ray.cancel(ref, force=True)
+            self._ray.wait(stuck, num_returns=len(stuck), timeout=_STOP_SECONDS, fetch_local=False)
 
 
 @contextmanager

@@ -72,6 +72,8 @@ class _Collector(logging.Handler):
 
 _collector: _Collector | None = None
 _running = False  # a job is running in this worker
+_stopping = False  # the running job was told to stop (it is told once: its cleanup must not be cut)
+_stop_waiting = False  # a stop came between jobs: for the next one
 
 
 def prepare_worker(environment: dict[str, str], log_level: int) -> None:
@@ -102,10 +104,13 @@ class Outcome(Generic[R]):
 def run_job(function: Callable[[A], R], job: A) -> Outcome[R]:
     """Run one job in a prepared worker. Its own error is returned, not raised: the pool and Ray
     retry what raises (a dead worker), and an error of the job would fail again."""
-    global _running
+    global _running, _stopping, _stop_waiting
     assert _collector is not None, "prepare_worker first"
     _collector.take()  # nothing of an earlier job
-    _running = True
+    if _stop_waiting:  # (handed this job just as its worker was told to stop)
+        _stop_waiting = False
+        raise KeyboardInterrupt
+    _running, _stopping = True, False
     try:
         value = function(job)
     except Exception as error:
@@ -115,9 +120,15 @@ def run_job(function: Callable[[A], R], job: A) -> Outcome[R]:
     return Outcome(value=value, records=_collector.take())
 
 
-def job_running() -> bool:
-    """Whether `run_job` is running a job in this process (for a signal handler)."""
-    return _running
+def stop_the_job(signum: int, frame: object) -> None:
+    """A signal handler: stop the running job by raising KeyboardInterrupt in it (once: what it does
+    then is removing what it was writing), or, between jobs, the next one before it starts."""
+    global _stopping, _stop_waiting
+    if not _running:
+        _stop_waiting = True
+    elif not _stopping:
+        _stopping = True
+        raise KeyboardInterrupt
 
 
 def _portable(error: Exception) -> BaseException:

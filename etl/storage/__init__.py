@@ -42,6 +42,7 @@ from etl.storage.store import (
     forget_memory,
     open_object,
     open_store,
+    remove_temporary_files_of,
 )
 from etl.storage.streams import ContentHash, iter_bytes, sha256_of
 
@@ -71,6 +72,7 @@ __all__ = [
     "read_json",
     "read_parquet",
     "read_text",
+    "remove_temporary_files_of",
     "rows_in",
     "scan_parquet",
     "scan_table",

@@ -194,13 +194,13 @@ class ParquetSink:
         """`dictionary`: the columns worth dictionary-encoding (few distinct values); `statistics`: the
         columns readers filter on. Both default to all columns; naming them makes writing cheaper."""
         self.key = key
-        self._pending: PendingWrite = store.open_write(key)
         self._schema = _arrow(empty).schema
         self._options: dict[str, Any] = {
             "use_dictionary": True if dictionary is None else dictionary,
             "write_statistics": True if statistics is None else statistics,
         }
         self._writer: pq.ParquetWriter | None = None
+        self._pending: PendingWrite = store.open_write(key)  # last: nothing after it can fail and leave it
 
     def write(self, frame: pl.DataFrame) -> None:
         if self._writer is None:
@@ -215,12 +215,17 @@ class ParquetSink:
         self._writer.write_table(table if table.schema == self._schema else table.cast(self._schema))
 
     def close(self, key: str | None = None) -> None:
-        """Publish the object, at `key` when given (else at the key it was opened with)."""
-        if self._writer is None:
-            self.write(pl.from_arrow(self._schema.empty_table()))  # type: ignore[arg-type]
-        assert self._writer is not None
-        self._writer.close()
-        self._pending.commit(key)
+        """Publish the object, at `key` when given (else at the key it was opened with); whatever stops
+        that (an error, an interrupt) leaves no local file behind."""
+        try:
+            if self._writer is None:
+                self.write(pl.from_arrow(self._schema.empty_table()))  # type: ignore[arg-type]
+            assert self._writer is not None
+            self._writer.close()
+            self._pending.commit(key)
+        except BaseException:
+            self._pending.discard()
+            raise
 
     def discard(self) -> None:
         if self._writer is not None:

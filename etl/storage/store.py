@@ -162,8 +162,12 @@ class Store:
 
     def open_write(self, key: str) -> PendingWrite:
         """A local file to write now and publish at `key` later (`commit`), or throw away (`discard`)."""
-        folder = Path(tempfile.mkdtemp(prefix="etl-"))
-        return PendingWrite(folder / "object", key, self._upload, folder)
+        folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix("etl")))
+        try:  # (a stop raised as the next call starts must not leave the folder behind)
+            return PendingWrite(folder / "object", key, self._upload, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def sync(self, keys: Iterable[str]) -> None:
         """Make the objects at `keys` durable: on local disk they survive a crash of the machine once
@@ -188,7 +192,7 @@ class Store:
     @contextlib.contextmanager
     def scratch(self, prefix: str) -> Iterator[Path]:
         """A local folder for temporary files of one step, removed after it."""
-        folder = Path(tempfile.mkdtemp(prefix="etl-scratch-"))
+        folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix("etl-scratch")))
         try:
             yield folder
         finally:
@@ -196,6 +200,22 @@ class Store:
 
     def _upload(self, path: Path, key: str) -> None:
         raise NotImplementedError
+
+
+def _temporary_prefix(kind: str, pid: int | None = None) -> str:
+    """Local temporary folders are named by the process that made them, so that one stopped or killed
+    mid-write can be cleared after it (`remove_temporary_files_of`)."""
+    return f"{kind}-{os.getpid() if pid is None else pid}-"
+
+
+def remove_temporary_files_of(pids: Iterable[int]) -> None:
+    """Remove the local temporary folders that the processes `pids` (ended) left: a worker stopped
+    in the middle of a write, at a point no cleanup could cover, or killed."""
+    root = Path(tempfile.gettempdir())
+    for pid in pids:
+        for kind in ("etl", "etl-scratch"):
+            for folder in root.glob(f"{_temporary_prefix(kind, pid)}*"):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 class PendingWrite:
