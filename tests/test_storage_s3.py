@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +128,10 @@ def test_an_upload_killed_half_way_leaves_no_visible_object(store: Store, s3_env
     finally:
         uploader.send_signal(signal.SIGKILL)
         uploader.wait()
+        # Its local file (200 MB) stays where it was killed, named by its process: cleared after it.
+        left = list(Path(tempfile.gettempdir()).glob(f"etl-{uploader.pid}-*/object"))
+        storage.remove_temporary_files_of([uploader.pid])
+    assert len(left) == 1 and not left[0].parent.exists()
     assert store.list() == [] and store.head("big/part-0.parquet") is None
     assert [upload["Key"] for upload in client.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [
         f"{prefix}/big/part-0.parquet"  # parts, invisible: a lifecycle rule removes them
