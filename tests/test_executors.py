@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -74,6 +75,12 @@ def square_stopped_once(job: Job) -> int:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(30)  # (the job is stopped here)
     return square(job)
+
+
+def leave_a_temporary_file(job: Job) -> str:
+    handle, path = tempfile.mkstemp(prefix="left-")
+    os.close(handle)
+    return path
 
 
 def square_killed_always(job: Job) -> int:
@@ -237,6 +244,16 @@ def test_a_job_stopped_by_a_sigterm_to_its_worker_alone_is_run_again(
     assert two_workers.map(square_stopped_once, jobs, describe=describe) == [n * n for n in range(6)]
     assert (tmp_path / "stopped-2").exists() and time.monotonic() - started < 25  # stopped, not waited out
     assert any("was stopped; job 2 is run again" in text for text in etl_log.texts)
+
+
+def test_what_workers_leave_in_their_temporary_folder_goes_with_their_pool(two_workers: LocalProcesses) -> None:
+    """Workers write their temporary files into a folder of their pool's own (TMPDIR), removed with
+    the pool: what a worker stopped or killed mid-write left there goes too."""
+    left = [Path(path) for path in two_workers.map(leave_a_temporary_file, [Job(0), Job(1)], describe=describe)]
+    assert all(path.exists() and path.parent.name.startswith("etl-workers-") for path in left)
+    assert left[0].parent == left[1].parent != Path(tempfile.gettempdir())
+    two_workers.close()
+    assert not left[0].parent.exists()
 
 
 def test_a_job_whose_worker_keeps_dying_fails_the_map_naming_it(

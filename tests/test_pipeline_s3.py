@@ -316,7 +316,7 @@ def test_a_run_stopped_while_its_workers_write_to_the_bucket_leaves_no_temporary
         deadline = time.monotonic() + 120
         # A file staged (both workers are at work), and a worker writing through a temporary file now.
         while not any("/_state/staged/" in info.key for info in bucket.list("_state/journal")) or not any(
-            temporary.iterdir()
+            temporary.glob("etl-workers-*/etl-*")  # (the workers' TMPDIR is a folder of their pool's own)
         ):
             assert driver.poll() is None and time.monotonic() < deadline, "the run ended, or never staged a file"
             time.sleep(0.02)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -236,17 +235,3 @@ def test_lock_and_commit_primitives_are_durable_when_they_return(
     store.replace_if_unchanged("lease.json", b"2", etag)
     assert len([path for path in synced if path.parent == tmp_path / "wh" and path.name.startswith(".")]) == 2
     assert synced.count(tmp_path / "wh") == 2  # the folder, after each is in place
-
-
-def test_the_temporary_folders_of_ended_processes_are_removed_and_no_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    mine = open_store(f"memory://temporary-{tmp_path.name}").open_write("a.json")  # named by this process
-    mine.path.write_bytes(b"{}")
-    storage.forget_memory(f"memory://temporary-{tmp_path.name}")
-    for name in ("etl-4242-ab", "etl-scratch-4242-cd", "etl-42-ef", "etl-424-gh", "other-4242-ij"):
-        (tmp_path / name).mkdir()
-    storage.remove_temporary_files_of([4242, os.getpid()])
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["etl-42-ef", "etl-424-gh", "other-4242-ij"]
-    assert not mine.path.exists()

@@ -28,6 +28,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import connection
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from etl.executors.base import Closing, JobFailed, Resources, WorkerLost, largest_first
@@ -60,6 +62,7 @@ class LocalProcesses(Closing):
         self.workers = workers
         self.attempts = attempts
         self._pool: ProcessPoolExecutor | None = None
+        self._temporary: Path | None = None  # the workers' TMPDIR, removed with the pool
 
     def map(
         self,
@@ -119,6 +122,7 @@ class LocalProcesses(Closing):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._forget_temporary()
 
     def _submit(
         self,
@@ -157,40 +161,43 @@ class LocalProcesses(Closing):
     def _stop_workers(self) -> None:
         """Stop the workers and drop the pool: SIGTERM stops a worker's running job (or the next, if
         it was between two), which removes what it was writing (its temporary files, a staged object
-        half written) and ends; the pool, shut down, then ends the workers. One still alive after
-        `STOP_SECONDS` (a job in native code that long) is killed; what temporary files the workers
-        left (killed, or stopped at a point no cleanup covers) are removed. (The pool's own list of
-        its processes is the only one that holds them and nothing else.)"""
-        # (Not at this module's import: a worker imports it before its initializer limits polars'
-        # threads, and the storage package loads polars.)
-        from etl.storage import remove_temporary_files_of
-
+        half written) and ends; the pool, shut down, then ends the workers. Live workers are told again
+        every half second (one may have taken a job that was waiting), and one still alive after
+        `STOP_SECONDS` (a job in native code that long) is killed; the pool's temporary folder goes
+        with whatever they left in it. (The pool's own list of its processes is the only one that
+        holds them and nothing else.)"""
         pool, self._pool = self._pool, None
         if pool is None:
             return
         workers = list((getattr(pool, "_processes", None) or {}).values())
-        for worker in workers:
-            worker.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + STOP_SECONDS
         try:
-            for worker in workers:
-                worker.join(max(0.0, deadline - time.monotonic()))
+            while (alive := [worker for worker in workers if worker.is_alive()]) and time.monotonic() < deadline:
+                for worker in alive:
+                    worker.terminate()
+                connection.wait([worker.sentinel for worker in alive], timeout=0.5)
         finally:  # (also when a second stop cuts the wait short)
             for worker in workers:
                 if worker.is_alive():
                     worker.kill()
-                    worker.join()
-            remove_temporary_files_of(worker.pid for worker in workers if worker.pid is not None)
+                worker.join()
+            self._forget_temporary()
 
     def _pool_now(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            # (Storage is not imported with this module: a worker imports it before its initializer
+            # limits polars' threads, and the storage package loads polars.)
+            from etl.storage import private_temporary_folder
+
+            self._temporary = private_temporary_folder("workers")
             threads = max(1, available_cores() // self.workers)
+            environment = worker_environment(threads) | {"TMPDIR": str(self._temporary)}
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=prepare_local_worker,
-                initargs=(worker_environment(threads), log.getEffectiveLevel()),
+                initargs=(environment, log.getEffectiveLevel()),
             )
         return self._pool
 
@@ -198,6 +205,15 @@ class LocalProcesses(Closing):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._forget_temporary()
+
+    def _forget_temporary(self) -> None:
+        """Remove the temporary folder of the pool's workers, which have ended."""
+        if self._temporary is not None:
+            from etl.storage import remove_private_temporary_folder
+
+            remove_private_temporary_folder(self._temporary)
+            self._temporary = None
 
 
 def _submit_ignoring_ctrl_c(pool: ProcessPoolExecutor, function: Callable[[A], R], job: A) -> Future[Outcome[R]]:
@@ -222,6 +238,9 @@ def prepare_local_worker(environment: dict[str, str], log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop_the_job)
     prepare_worker(environment, log_level)
+    from etl.storage import use_temporary_folder_of_environment  # (polars may load now: its threads are set)
+
+    use_temporary_folder_of_environment()  # the pool's own folder
 
 
 def _die_with_parent() -> None:

@@ -42,7 +42,9 @@ from etl.storage.store import (
     forget_memory,
     open_object,
     open_store,
-    remove_temporary_files_of,
+    private_temporary_folder,
+    remove_private_temporary_folder,
+    use_temporary_folder_of_environment,
 )
 from etl.storage.streams import ContentHash, iter_bytes, sha256_of
 
@@ -69,10 +71,11 @@ __all__ = [
     "json_bytes",
     "open_object",
     "open_store",
+    "private_temporary_folder",
     "read_json",
     "read_parquet",
     "read_text",
-    "remove_temporary_files_of",
+    "remove_private_temporary_folder",
     "rows_in",
     "scan_parquet",
     "scan_table",
@@ -80,6 +83,7 @@ __all__ = [
     "sink_parquet",
     "sink_parquet_split",
     "split_into_objects",
+    "use_temporary_folder_of_environment",
     "write_json",
     "write_parquet",
     "write_text",

@@ -162,7 +162,7 @@ class Store:
 
     def open_write(self, key: str) -> PendingWrite:
         """A local file to write now and publish at `key` later (`commit`), or throw away (`discard`)."""
-        folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix("etl")))
+        folder = Path(tempfile.mkdtemp(prefix="etl-"))
         try:  # (a stop raised as the next call starts must not leave the folder behind)
             return PendingWrite(folder / "object", key, self._upload, folder)
         except BaseException:
@@ -192,7 +192,7 @@ class Store:
     @contextlib.contextmanager
     def scratch(self, prefix: str) -> Iterator[Path]:
         """A local folder for temporary files of one step, removed after it."""
-        folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix("etl-scratch")))
+        folder = Path(tempfile.mkdtemp(prefix="etl-scratch-"))
         try:
             yield folder
         finally:
@@ -202,20 +202,19 @@ class Store:
         raise NotImplementedError
 
 
-def _temporary_prefix(kind: str, pid: int | None = None) -> str:
-    """Local temporary folders are named by the process that made them, so that one stopped or killed
-    mid-write can be cleared after it (`remove_temporary_files_of`)."""
-    return f"{kind}-{os.getpid() if pid is None else pid}-"
+def private_temporary_folder(kind: str) -> Path:
+    """A new local folder for other processes' temporary files (`TMPDIR`), removed whole, with what
+    they left in it, by `remove_private_temporary_folder`."""
+    return Path(tempfile.mkdtemp(prefix=f"etl-{kind}-"))
 
 
-def remove_temporary_files_of(pids: Iterable[int]) -> None:
-    """Remove the local temporary folders that the processes `pids` (ended) left: a worker stopped
-    in the middle of a write, at a point no cleanup could cover, or killed."""
-    root = Path(tempfile.gettempdir())
-    for pid in pids:
-        for kind in ("etl", "etl-scratch"):
-            for folder in root.glob(f"{_temporary_prefix(kind, pid)}*"):
-                shutil.rmtree(folder, ignore_errors=True)
+def remove_private_temporary_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def use_temporary_folder_of_environment() -> None:
+    """Take TMPDIR as it is now for temporary files (Python reads it once, and may have already)."""
+    tempfile.tempdir = None
 
 
 class PendingWrite:
