@@ -1,10 +1,11 @@
-"""Stops (Ctrl-C, or SIGTERM as the CLI takes it) held off while a run commits.
+"""Stops (Ctrl-C, or SIGTERM as the CLI takes it) held off where the driver must not be cut short.
 
 A stop raises KeyboardInterrupt wherever the driver's main thread happens to be. During the commit
 and the apply of its plan that would leave the tables half published until the next run (which
 completes them, but a nightly job's next run may be a day away): there a stop is noted, and taken
-as done once the commit is, which takes a moment. A second stop is not held: an apply stuck on a
-store can be stopped (the next run completes it).
+as done once the commit is, which takes a moment (`held_off`). A second stop is not held: an apply
+stuck on a store can be stopped (the next run completes it). Starting a worker and recording it is
+not cut in two either: a stop then is raised right after (`deferred`).
 """
 
 from __future__ import annotations
@@ -43,3 +44,21 @@ def held_off(doing: str) -> Iterator[None]:
         if noted:
             name = signal.Signals(noted[0]).name
             log.warning("a stop (%s) came while the run was %s: the run finished that first", name, doing)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Raise a stop that comes during the block (KeyboardInterrupt) only once it has ended: for a
+    step that must not be cut in two, such as starting a process and recording it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    before = {number: signal.signal(number, lambda number, frame: noted.append(number)) for number in _STOPS}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+    if noted:
+        raise KeyboardInterrupt

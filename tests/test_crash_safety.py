@@ -25,7 +25,7 @@ from etl import storage
 from etl.errors import EtlError, WarehouseBusy
 from etl.pipeline import run
 from etl.settings import Settings
-from etl.stops import held_off
+from etl.stops import deferred, held_off
 from etl.storage import Store
 from etl.storage.store import LocalStore, forget_memory, open_store
 from etl.warehouse import Journal
@@ -267,6 +267,15 @@ def test_a_second_stop_during_the_commit_is_not_held(stops_raise: None) -> None:
         time.sleep(5)
         steps.append("not held")
     assert steps == ["held"]
+
+
+def test_a_stop_while_a_worker_starts_is_raised_once_it_is_recorded(stops_raise: None) -> None:
+    steps = []
+    with pytest.raises(KeyboardInterrupt), deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # (the handler runs here, and notes it)
+        steps.append("started and recorded")
+    assert steps == ["started and recorded"]
 
 
 def test_every_object_a_run_publishes_is_durable_before_its_plan_is_written(

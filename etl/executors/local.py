@@ -43,6 +43,7 @@ from etl.executors.worker import (
     stop_the_job,
     worker_environment,
 )
+from etl.stops import deferred
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 STOP_SECONDS = 5.0  # interrupted: how long a worker's job has to stop and clean up before it is killed
@@ -119,10 +120,7 @@ class LocalProcesses(Closing):
         return [results[index] for index in range(len(jobs))]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._forget_temporary()
+        self._replace_pool()
 
     def _submit(
         self,
@@ -202,9 +200,17 @@ class LocalProcesses(Closing):
         return self._pool
 
     def _replace_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Shut the pool down and wait for each of its workers (not only for the pool's own thread,
+        which may stop early) before their temporary folder goes; the next map starts a new one."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            workers = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=True, cancel_futures=True)
+            for worker in workers:
+                worker.join(STOP_SECONDS)
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join()
         self._forget_temporary()
 
     def _forget_temporary(self) -> None:
@@ -219,13 +225,14 @@ class LocalProcesses(Closing):
 def _submit_ignoring_ctrl_c(pool: ProcessPoolExecutor, function: Callable[[A], R], job: A) -> Future[Outcome[R]]:
     """`pool.submit`, which may start a worker: one started while this thread blocks Ctrl-C has it
     blocked from its first instant (a blocked signal stays blocked through `exec`), not only once its
-    initializer has run, after its imports. A Ctrl-C meanwhile waits, or goes to another thread of
-    this process: either way Python raises it here soon after, none is lost."""
+    initializer has run, after its imports. A stop (Ctrl-C, or SIGTERM as the CLI takes it) meanwhile
+    is raised once the pool has recorded the worker, so that it is among those the driver stops."""
     if threading.current_thread() is not threading.main_thread():
         return pool.submit(run_job, function, job)
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return pool.submit(run_job, function, job)
+        with deferred():
+            return pool.submit(run_job, function, job)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
