@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 log = logging.getLogger("etl")
 
@@ -35,12 +36,10 @@ def held_off(doing: str) -> Iterator[None]:
             raise KeyboardInterrupt
         noted.append(number)
 
-    before = {number: signal.signal(number, note) for number in _STOPS}
     try:
-        yield
+        with _answered_by(note):
+            yield
     finally:
-        for number, handler in before.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
         if noted:
             name = signal.Signals(noted[0]).name
             log.warning("a stop (%s) came while the run was %s: the run finished that first", name, doing)
@@ -54,11 +53,18 @@ def deferred() -> Iterator[None]:
         yield
         return
     noted: list[int] = []
-    before = {number: signal.signal(number, lambda number, frame: noted.append(number)) for number in _STOPS}
+    with _answered_by(lambda number, frame: noted.append(number)):
+        yield
+    if noted:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _answered_by(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Stops answered by `handler` during the block, as before it after."""
+    before = {number: signal.signal(number, handler) for number in _STOPS}
     try:
         yield
     finally:
-        for number, handler in before.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-    if noted:
-        raise KeyboardInterrupt
+        for number, previous in before.items():
+            signal.signal(number, previous if previous is not None else signal.SIG_DFL)
