@@ -44,7 +44,7 @@ log = logging.getLogger("etl")
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'outbound-events-etl[ray]'"
 _SETTLE_SECONDS = 60  # after a failure, how long to wait for cancelled tasks to end
-_STOP_SECONDS = 5  # interrupted: how long cancelled tasks have to stop before their workers are killed
+_STOP_SECONDS = 5  # interrupted: how long to wait for the tasks whose workers were killed
 _stopping: threading.Thread | None = None  # a Ray of this process being stopped
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
@@ -194,18 +194,15 @@ class RayExecutor(Closing):
             raise WorkerLost(job, detail) from error
 
     def _settle(self, pending: list[Any], interrupted: bool = False) -> None:
-        """Cancel the tasks not finished, and wait a while for them to end; interrupted, a few seconds
-        (a scheduler's stop gives the run seconds, not a task's length), then their workers are killed."""
+        """Cancel the tasks not finished, and wait a while for them to end; interrupted, their workers
+        are killed at once and waited for a few seconds (a scheduler's stop gives the run seconds, not
+        a task's length). (Cancelling first gently, then by force, made Ray's core abort now and then:
+        "Tried to complete task that was not pending".)"""
         for ref in pending:
-            self._ray.cancel(ref)  # KeyboardInterrupt in the task, which removes what it was writing
-        if not pending:
-            return
-        seconds = _STOP_SECONDS if interrupted else _SETTLE_SECONDS
-        _, stuck = self._ray.wait(pending, num_returns=len(pending), timeout=seconds, fetch_local=False)
-        if interrupted and stuck:
-            for ref in stuck:  # (in native code all that time, or not interruptible)
-                self._ray.cancel(ref, force=True)
-            self._ray.wait(stuck, num_returns=len(stuck), timeout=_STOP_SECONDS, fetch_local=False)
+            self._ray.cancel(ref, force=interrupted)
+        if pending:
+            seconds = _STOP_SECONDS if interrupted else _SETTLE_SECONDS
+            self._ray.wait(pending, num_returns=len(pending), timeout=seconds, fetch_local=False)
 
 
 @contextmanager
