@@ -5,7 +5,8 @@ and the apply of its plan that would leave the tables half published until the n
 completes them, but a nightly job's next run may be a day away): there a stop is noted, and taken
 as done once the commit is, which takes a moment (`held_off`). A second stop is not held: an apply
 stuck on a store can be stopped (the next run completes it). Starting a worker and recording it is
-not cut in two either: a stop then is raised right after (`deferred`).
+not cut in two either: a stop then is raised right after (`deferred`). The CLI has SIGTERM stop a
+command as Ctrl-C does (`sigterm_interrupts`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def held_off(doing: str) -> Iterator[None]:
         noted.append(number)
 
     try:
-        with _answered_by(note):
+        with _answered_by(note, _STOPS):
             yield
     finally:
         if noted:
@@ -53,16 +54,31 @@ def deferred() -> Iterator[None]:
         yield
         return
     noted: list[int] = []
-    with _answered_by(lambda number, frame: noted.append(number)):
+    with _answered_by(lambda number, frame: noted.append(number), _STOPS):
         yield
     if noted:
         raise KeyboardInterrupt
 
 
 @contextmanager
-def _answered_by(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """Stops answered by `handler` during the block, as before it after."""
-    before = {number: signal.signal(number, handler) for number in _STOPS}
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM interrupts the block as Ctrl-C does (by default it would end the process at once,
+    leaving a run's staging and lease for the next run to clear)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with _answered_by(_interrupt, (signal.SIGTERM,)):
+        yield
+
+
+def _interrupt(number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _answered_by(handler: Callable[[int, Any], None], numbers: tuple[signal.Signals, ...]) -> Iterator[None]:
+    """The signals `numbers` answered by `handler` during the block, as before it after."""
+    before = {number: signal.signal(number, handler) for number in numbers}
     try:
         yield
     finally:

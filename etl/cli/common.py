@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -16,6 +13,7 @@ import typer
 from rich.console import Console
 
 from etl.errors import EXIT_FAILED, EXIT_USAGE, EtlError, UsageError
+from etl.stops import sigterm_interrupts
 from etl.storage import UnsupportedLocation
 
 # Off a terminal (cron, pipes, make) tables are not cut to 80 columns: log files have room.
@@ -105,7 +103,7 @@ def friendly_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with _sigterm_interrupts():
+            with sigterm_interrupts():
                 return command(*args, **kwargs)
         except KeyboardInterrupt as stop:  # (a run says what it left: `etl.errors.Interrupted`)
             fail(str(stop) or "interrupted")
@@ -125,24 +123,6 @@ def friendly_errors(command: F) -> F:
             )
 
     return wrapper  # type: ignore[return-value]
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM interrupts the command as Ctrl-C does (by default it would end the process at once,
-    leaving a run's staging and lease for the next run to clear)."""
-    if threading.current_thread() is not threading.main_thread():  # (signals go to the main thread only)
-        yield
-        return
-    before = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> None:

@@ -10,8 +10,8 @@ becomes a suspect; a suspect then runs alone, so that a death after that is its 
 `attempts` times fails the map. A job that raises is not retried: it would fail the same way again.
 
 Workers ignore Ctrl-C (a terminal sends it to every process of its group): the driver, interrupted,
-stops them at once itself (their jobs' outputs are the abandoned run's), also when only it was
-signalled (SIGTERM to the driver, as a scheduler stops a job).
+stops them itself (`_stop_workers`: their jobs' outputs are the abandoned run's), also when only it
+was signalled (SIGTERM to the driver, as a scheduler stops a job).
 """
 
 from __future__ import annotations
@@ -162,12 +162,11 @@ class LocalProcesses(Closing):
         half written) and ends; the pool, shut down, then ends the workers. Live workers are told again
         every half second (one may have taken a job that was waiting), and one still alive after
         `STOP_SECONDS` (a job in native code that long) is killed; the pool's temporary folder goes
-        with whatever they left in it. (The pool's own list of its processes is the only one that
-        holds them and nothing else.)"""
+        with whatever they left in it."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        workers = list((getattr(pool, "_processes", None) or {}).values())
+        workers = _workers_of(pool)
         pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + STOP_SECONDS
         try:
@@ -176,10 +175,7 @@ class LocalProcesses(Closing):
                     worker.terminate()
                 connection.wait([worker.sentinel for worker in alive], timeout=0.5)
         finally:  # (also when a second stop cuts the wait short)
-            for worker in workers:
-                if worker.is_alive():
-                    worker.kill()
-                worker.join()
+            _kill_the_rest(workers)
             self._forget_temporary()
 
     def _pool_now(self) -> ProcessPoolExecutor:
@@ -204,13 +200,12 @@ class LocalProcesses(Closing):
         which may stop early) before their temporary folder goes; the next map starts a new one."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            workers = list((getattr(pool, "_processes", None) or {}).values())
+            workers = _workers_of(pool)
             pool.shutdown(wait=True, cancel_futures=True)
+            deadline = time.monotonic() + STOP_SECONDS
             for worker in workers:
-                worker.join(STOP_SECONDS)
-                if worker.is_alive():
-                    worker.kill()
-                    worker.join()
+                worker.join(max(0.0, deadline - time.monotonic()))
+            _kill_the_rest(workers)
         self._forget_temporary()
 
     def _forget_temporary(self) -> None:
@@ -220,6 +215,19 @@ class LocalProcesses(Closing):
 
             remove_private_temporary_folder(self._temporary)
             self._temporary = None
+
+
+def _workers_of(pool: ProcessPoolExecutor) -> list[Any]:
+    """The pool's processes: its own list is the only one that holds them and nothing else."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _kill_the_rest(workers: list[Any]) -> None:
+    """Kill the workers still alive, and wait for every one."""
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
 
 
 def _submit_ignoring_ctrl_c(pool: ProcessPoolExecutor, function: Callable[[A], R], job: A) -> Future[Outcome[R]]:
@@ -266,8 +274,8 @@ def _died(future: Future[Any]) -> bool:
 
 
 def _stopped(future: Future[Any]) -> bool:
-    """Whether the job was stopped by a SIGTERM to its worker alone (`_stop_the_job`): as a worker
-    that died, it is run again."""
+    """Whether the job was stopped by a SIGTERM to its worker alone (`worker.stop_the_job`): as a
+    worker that died, it is run again."""
     return isinstance(future.exception(), KeyboardInterrupt)
 
 
